@@ -1,0 +1,23 @@
+"""Handwritten-digit recognition engine: preprocessing, model, prediction, history store, API.
+
+Never imports streamlit; the dashboard and the API both call into here.
+"""
+
+from mnist.errors import ImageTooLarge, InvalidImage, NoDigitFound, StoreUnavailable, TooManyDigits, UnsupportedImageType
+from mnist.predict import Prediction, get_predictor, predict, predict_batch
+from mnist.preprocess import Preprocessed, preprocess
+
+__all__ = [
+    "ImageTooLarge",
+    "InvalidImage",
+    "NoDigitFound",
+    "Prediction",
+    "Preprocessed",
+    "StoreUnavailable",
+    "TooManyDigits",
+    "UnsupportedImageType",
+    "get_predictor",
+    "predict",
+    "predict_batch",
+    "preprocess",
+]

@@ -1,0 +1,40 @@
+"""Settings from environment variables: the one place that reads them (documented in README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS_PATH = ROOT / "weights" / "mnist_cnn.pt"
+MODEL_CARD_PATH = ROOT / "weights" / "model_card.json"
+DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'data' / 'history.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    mnist_data_dir: Path | None
+    api_token: str | None
+    max_image_bytes: int
+    max_api_body_bytes: int
+    max_image_pixels: int
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def get_settings() -> Settings:
+    """Read the environment now (cheap), so tests and processes can change it."""
+    data_dir = os.environ.get("MNIST_DATA_DIR", "").strip()
+    return Settings(
+        database_url=os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+        mnist_data_dir=Path(data_dir) if data_dir else None,
+        api_token=os.environ.get("MNIST_API_TOKEN", "").strip() or None,
+        max_image_bytes=_int_env("MNIST_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
+        max_api_body_bytes=_int_env("MNIST_MAX_API_BODY_BYTES", 5 * 1024 * 1024),
+        max_image_pixels=_int_env("MNIST_MAX_IMAGE_PIXELS", 4096 * 4096),
+    )

@@ -1,0 +1,89 @@
+"""Shipped weights -> Prediction. The model loads once per process; inference is thread-safe."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mnist.config import WEIGHTS_PATH
+from mnist.model import Net, log_probabilities
+from mnist.preprocess import ImageInput, preprocess
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model said about one image, and the 28x28 input it saw."""
+
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    model_input: np.ndarray  # (28, 28) uint8, white ink on black
+    model_version: str
+    box: tuple[int, int, int, int] | None = None  # ink crop (x0, y0, x1, y1) in input pixels
+
+
+def model_version_of(weights_path: Path) -> str:
+    """First 12 hex digits of the weights file's sha256: changes whenever the weights do."""
+    return hashlib.sha256(weights_path.read_bytes()).hexdigest()[:12]
+
+
+class Predictor:
+    """A loaded network. Forward passes in eval/inference mode mutate nothing, so threads may share it."""
+
+    def __init__(self, weights_path: Path = WEIGHTS_PATH) -> None:
+        self.net = Net()
+        self.net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        self.net.eval()
+        self.model_version = model_version_of(weights_path)
+
+    def classify(self, model_inputs: Sequence[np.ndarray], boxes: Sequence | None = None) -> list[Prediction]:
+        """Already-preprocessed 28x28 uint8 arrays -> predictions, in one forward pass."""
+        if len(model_inputs) == 0:
+            return []
+        batch = torch.from_numpy(np.stack([np.asarray(m, dtype=np.uint8) for m in model_inputs]))
+        with torch.inference_mode():
+            probs = log_probabilities(self.net, batch).exp_().numpy().astype(np.float64)
+        probs /= probs.sum(axis=1, keepdims=True)  # exact sum to 1 after float32 rounding
+        boxes = boxes if boxes is not None else [None] * len(model_inputs)
+        return [
+            Prediction(
+                digit=int(p.argmax()),
+                confidence=float(p.max()),
+                probabilities=[float(v) for v in p],
+                model_input=np.asarray(m, dtype=np.uint8),
+                model_version=self.model_version,
+                box=box,
+            )
+            for p, m, box in zip(probs, model_inputs, boxes, strict=True)
+        ]
+
+
+_predictor: Predictor | None = None
+_load_lock = threading.Lock()
+
+
+def get_predictor() -> Predictor:
+    """The process-wide predictor, loaded on first use (double-checked under a lock)."""
+    global _predictor
+    if _predictor is None:
+        with _load_lock:
+            if _predictor is None:
+                _predictor = Predictor()
+    return _predictor
+
+
+def predict(image: ImageInput) -> Prediction:
+    """Any image `preprocess` accepts -> the digit it shows. Raises InvalidImage / NoDigitFound."""
+    return predict_batch([image])[0]
+
+
+def predict_batch(images: Sequence[ImageInput]) -> list[Prediction]:
+    """Many images -> predictions with one forward pass. Any bad image raises; see `classify` for per-item handling."""
+    prepared = [preprocess(image) for image in images]
+    return get_predictor().classify([p.model_input for p in prepared], [p.box for p in prepared])

@@ -1,0 +1,750 @@
+"""Any image -> the 28x28 uint8 white-on-black array an MNIST model expects (pure Pillow/NumPy).
+
+MNIST was made by cropping each digit to its ink, scaling the long side to 20 px
+with anti-aliasing, and centring the result by centre of mass in a 28x28 field.
+Models trained on it only work on inputs made the same way, so this module
+reproduces that recipe after first turning whatever people hand in (canvas
+RGBA, phone photos, scans, thumbnails) into a clean ink map.
+
+The pipeline: load_image (validated decode) -> ink_map (alpha, polarity,
+lighting, noise, ruled lines, dust) -> component selection (the digit, not the
+specks) -> to_model_input (crop, stroke width, 20 px, centre of mass).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mnist.config import get_settings
+from mnist.errors import ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedImageType
+
+ImageInput = Image.Image | np.ndarray | bytes | str | os.PathLike
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+
+# Working resolution of the ink map. Big photos are reduced (box filter) so the
+# long side is at most WORK_MAX: a digit worth reading still spans tens of
+# pixels there, and the cost stays bounded. Thumbnails are enlarged to at least
+# WORK_MIN so thresholds and components have pixels to work with.
+WORK_MAX = 800
+WORK_MIN = 64
+# Components are labelled on a copy max-pooled to at most this long side (fast, and
+# it bridges the 1-2 px breaks that blur and JPEG leave in thin strokes).
+LABEL_MAX = 160
+# Centre of mass of MNIST's training digits, in pixel-index coordinates (measured: 14.00 +- 0.29).
+MNIST_CENTRE = 14.0
+# Intermediate size for stroke-width normalisation: 4x the 20 px box, so widths
+# can be adjusted in quarter-pixel steps before the final 4:1 anti-aliasing.
+STROKE_SIDE = 80
+
+
+class Preprocessed(NamedTuple):
+    """What the model sees, and where in the input it came from."""
+
+    model_input: np.ndarray  # (28, 28) uint8, white ink on black
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) ink crop in input pixels, x1/y1 exclusive
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_image(image: ImageInput, *, max_bytes: int | None = None) -> Image.Image:
+    """Validated decode of any accepted input: limits, allowed formats, EXIF orientation, first frame.
+
+    Raises ImageTooLarge (bytes or pixels over the limits), UnsupportedImageType (a format
+    outside PNG/JPEG/GIF/BMP/WEBP/TIFF) or InvalidImage (anything else undecodable).
+    """
+    settings = get_settings()
+    max_bytes = settings.max_image_bytes if max_bytes is None else max_bytes
+    if isinstance(image, Image.Image):
+        _check_pixels(image.width, image.height, settings.max_image_pixels)
+        try:
+            image.load()
+        except Exception as exc:  # Pillow raises many types for broken lazy images
+            raise InvalidImage(f"could not decode the image: {exc}") from exc
+        return image
+    if isinstance(image, np.ndarray):
+        return _from_array(image, settings.max_image_pixels)
+    if isinstance(image, bytes | bytearray | memoryview):
+        data = bytes(image)
+    elif isinstance(image, str | os.PathLike):
+        data = _read_file(os.fspath(image), max_bytes)
+    else:
+        raise InvalidImage(f"unsupported input type {type(image).__name__}")
+    return _decode(data, max_bytes, settings.max_image_pixels)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise InvalidImage("the image has no pixels")
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"{width}x{height} pixels is over the limit of {max_pixels:,}")
+
+
+def _read_file(path: str, max_bytes: int) -> bytes:
+    try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise ImageTooLarge(f"{size:,} bytes is over the limit of {max_bytes:,}")
+        with open(path, "rb") as f:
+            return f.read(max_bytes + 1)
+    except OSError as exc:
+        raise InvalidImage(f"could not read {os.path.basename(path)!r}: {exc.strerror}") from exc
+
+
+def _decode(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"{len(data):,} bytes is over the limit of {max_bytes:,}")
+    try:
+        # Only the header is read here; the size check below runs before any pixel is decoded.
+        img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(str(exc)) from exc
+    except UnidentifiedImageError:
+        raise _unsupported_or_invalid(data) from None
+    except Exception as exc:  # malformed headers surface as OSError, ValueError, SyntaxError...
+        raise InvalidImage(f"not a readable image: {exc}") from exc
+    _check_pixels(img.width, img.height, max_pixels)
+    try:
+        img.load()  # first frame only: animated GIF/WEBP/PNG and multi-page TIFF start at frame 0
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(str(exc)) from exc
+    except Exception as exc:  # truncated or corrupt data: decoders raise OSError, ValueError, EOFError...
+        raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from exc
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: S110 - a malformed EXIF block only loses the orientation hint
+        pass
+    return img
+
+
+def _unsupported_or_invalid(data: bytes) -> InvalidImage:
+    # Identify (header only, never decode) whether Pillow knows the bytes: 415 rather than 400.
+    try:
+        fmt = Image.open(io.BytesIO(data)).format
+    except Exception:
+        return InvalidImage("not an image (or a format we cannot read)")
+    return UnsupportedImageType(f"{fmt} images are not accepted; send PNG, JPEG, GIF, BMP, WEBP or TIFF")
+
+
+def _from_array(array: np.ndarray, max_pixels: int) -> Image.Image:
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)):
+        raise InvalidImage(f"expected an HxW, HxWx3 or HxWx4 array, got shape {a.shape}")
+    _check_pixels(a.shape[1], a.shape[0], max_pixels)
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise InvalidImage("the array holds NaN or infinite values")
+        # Floats are read as 0..1 unless they obviously use the 0..255 scale.
+        a = np.clip(a * 255.0 if a.max(initial=0.0) <= 1.0 else a, 0, 255).round().astype(np.uint8)
+    elif a.dtype.kind in "iu" and a.dtype != np.uint8:
+        if a.min(initial=0) < 0 or a.max(initial=0) > 255:
+            a = _stretch(a.astype(np.float64))  # 16-bit or signed data: use its own range
+        a = a.astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise InvalidImage(f"unsupported array dtype {a.dtype}")
+    mode = {2: "L"}.get(a.ndim) or {2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+    return Image.fromarray(np.ascontiguousarray(a), mode=mode)
+
+
+def _stretch(values: np.ndarray) -> np.ndarray:
+    """Any numeric range -> 0..255 by min/max (high-bit scans, float TIFFs)."""
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if hi - lo < 1e-12:
+        return np.zeros(values.shape, np.uint8)
+    return ((values - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
+
+
+def _canonical(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> L, LA, RGB or RGBA (8 bits per channel)."""
+    mode = img.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("P", "PA"):
+        return img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    if mode == "La":
+        return img.convert("LA")
+    if mode == "RGBa":
+        return img.convert("RGBA")
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_stretch(np.asarray(img, dtype=np.float64)), mode="L")
+    try:
+        return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+    except (ValueError, OSError) as exc:
+        raise InvalidImage(f"cannot read images of mode {mode}") from exc
+
+
+# --------------------------------------------------------------------------- ink map
+
+
+class _Ink(NamedTuple):
+    ink: np.ndarray  # float32 (h, w) in [0, 1], 1 = ink, at working resolution
+    scale: float  # input pixels per ink-map pixel
+    labels: np.ndarray  # int32 component labels on the pooled grid (0 = background)
+    areas: np.ndarray  # pixel count per label (index 0 unused)
+    pool: int  # working pixels per label-grid pixel
+
+
+def ink_map(image: ImageInput) -> np.ndarray:
+    """float32 (h, w) in [0, 1], 1 = ink: alpha, polarity, lighting, noise, ruled lines and specks handled.
+
+    The map has the input's size, except that inputs longer than WORK_MAX px are
+    reduced by an integer factor and inputs shorter than WORK_MIN px enlarged by
+    one; `ink_scale(image.size, ink.shape)` gives input pixels per map pixel.
+    A blank image gives an all-zero map (preprocess turns that into NoDigitFound).
+    """
+    return _analyse(load_image(image)).ink
+
+
+def ink_scale(image_size: tuple[int, int], ink_shape: tuple[int, ...]) -> float:
+    """Input pixels per ink-map pixel, for mapping boxes found on an ink map back to the input."""
+    return image_size[0] / ink_shape[1]
+
+
+def _analyse(img: Image.Image) -> _Ink:
+    img = _canonical(img)
+    img, scale = _working_size(img)
+    signal, other = _signal(img)
+    if other is not None:
+        signal = _choose_channel(signal, other)
+    ink = _normalise(signal)
+    if ink.any():
+        _remove_lines(ink)
+    labels, areas, pool = _components(ink)
+    if len(areas) > 1:
+        # Dust and JPEG specks: far smaller than the biggest stroke (1% of it; a digit
+        # next to another is never that small, so multi-digit readers keep every digit).
+        _drop(ink, labels, pool, areas < 0.01 * areas[1:].max())
+    return _Ink(ink, scale, labels, areas, pool)
+
+
+def _working_size(img: Image.Image) -> tuple[Image.Image, float]:
+    long_side = max(img.size)
+    if long_side > WORK_MAX:
+        factor = math.ceil(long_side / WORK_MAX)
+        return img.reduce(factor), img.width / (img.width // factor)
+    if long_side < WORK_MIN:
+        factor = math.ceil(WORK_MIN / long_side)
+        return img.resize((img.width * factor, img.height * factor), Image.Resampling.BICUBIC), 1.0 / factor
+    return img, 1.0
+
+
+def _signal(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """-> (ink-bright signal in [0, 1], line-blind alternative or None).
+
+    The alternative exists only for colourful images (see _choose_channel); alpha
+    drawings and grey images settle everything here.
+    """
+    if img.mode in ("LA", "RGBA"):
+        drawn = _alpha_drawing(img)
+        if isinstance(drawn, np.ndarray):
+            return drawn, None
+        img = drawn
+    gray = np.asarray(img.convert("L"), np.float32) * np.float32(1 / 255)
+    flat = _flat_level(gray)
+    # A digital canvas has one exact background value: ink is whatever side the rest lies on.
+    dark_ink = float(gray.mean()) < flat if flat is not None else _dark_ink(gray)
+    signal = 1.0 - gray if dark_ink else gray
+    if img.mode != "RGB":
+        return signal, None
+    rgb = np.asarray(img)
+    sample = rgb[::4, ::4].astype(np.int16)
+    if np.percentile(sample.max(axis=2) - sample.min(axis=2), 99) <= 38:  # 15% saturation: a grey image
+        return signal, None
+    # Coloured ruled lines are light in their own channel: max(RGB) hides them under dark ink,
+    # min(RGB) under light ink. _choose_channel keeps that view only if the digit survives it.
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    if dark_ink:
+        other = 1.0 - np.maximum(np.maximum(r, g), b).astype(np.float32) * np.float32(1 / 255)
+    else:
+        other = np.minimum(np.minimum(r, g), b).astype(np.float32) * np.float32(1 / 255)
+    return signal, other
+
+
+def _alpha_drawing(img: Image.Image) -> np.ndarray | Image.Image:
+    """Ink signal from transparency, or the picture with its alpha flattened when alpha holds no drawing."""
+    alpha = np.asarray(img.getchannel("A"), np.float32) * np.float32(1 / 255)
+    colour = img.convert("L" if img.mode == "LA" else "RGB")
+    lo, hi = np.percentile(alpha[::2, ::2], [1, 99.9])
+    if hi < 0.1:
+        return np.zeros_like(alpha)  # fully transparent: nothing is visible
+    if hi - lo < 0.2:
+        return colour  # (nearly) constant alpha: the picture is in the colour channels
+    border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
+    opaque = alpha > 0.5
+    gray = np.asarray(img.convert("L"), np.float32) * np.float32(1 / 255)
+    if np.median(border) < 0.5:
+        # Transparent background: strokes live in alpha (the canvas sends RGB all black or
+        # all white there). Exception: an opaque cut-out holding paper AND ink (wide spread).
+        values = gray[opaque]
+        spread = float(np.percentile(values, 95) - np.percentile(values, 5)) if values.size else 0.0
+        if spread < 0.35 or opaque.mean() < 0.35:
+            return alpha
+    # An opaque picture with transparent edges: fill them with its own paper colour.
+    arr = np.asarray(colour, np.float32)
+    paper = np.median(arr[opaque], axis=0)
+    a = alpha[..., None] if arr.ndim == 3 else alpha
+    flattened = arr * a + paper * (1 - a)
+    return Image.fromarray(np.clip(flattened, 0, 255).round().astype(np.uint8), colour.mode)
+
+
+def _dark_ink(gray: np.ndarray) -> bool:
+    """True for dark ink on light paper: ink is the minority that sticks out of the local background."""
+    small = gray[:: max(1, gray.shape[0] // 128), :: max(1, gray.shape[1] // 128)]
+    residual = small - _block_background(small, 50)
+    sigma = _noise(small)
+    # Compare the mass beyond 3 sigma on each side: noise is symmetric, ink is not.
+    above = np.clip(residual - 3 * sigma, 0, None).sum()
+    below = np.clip(-residual - 3 * sigma, 0, None).sum()
+    if above == below:
+        return float(np.median(small)) > 0.5
+    return bool(below > above)
+
+
+def _block_background(signal: np.ndarray, percentile: float) -> np.ndarray:
+    """Slowly varying background: a percentile per block (~8 along the long side), 3x3-median-cleaned."""
+    h, w = signal.shape
+    block = max(2, math.ceil(max(h, w) / 8))
+    gh, gw = math.ceil(h / block), math.ceil(w / block)
+    padded = np.pad(signal, ((0, gh * block - h), (0, gw * block - w)), mode="edge")
+    blocks = padded.reshape(gh, block, gw, block).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
+    step = max(1, blocks.shape[2] // 256)  # a few hundred samples per block are plenty
+    grid = np.percentile(blocks[:, :, ::step], percentile, axis=2).astype(np.float32)
+    # A block filled with a fat stroke reads as background; its neighbours outvote it.
+    p = np.pad(grid, 1, mode="edge")
+    grid = np.median(np.stack([p[i : i + gh, j : j + gw] for i in range(3) for j in range(3)]), axis=0)
+    if gh == 1 and gw == 1:
+        return np.full(signal.shape, grid[0, 0], np.float32)
+    up = Image.fromarray(grid.astype(np.float32), "F").resize((gw * block, gh * block), Image.Resampling.BILINEAR)
+    return np.asarray(up)[:h, :w]
+
+
+def _choose_channel(signal: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Prefer the channel blind to coloured lines only when the digit keeps nearly all its contrast there.
+
+    Black ink is dark in every channel, so max(RGB) loses nothing; blue or red pens
+    are bright in their own channel and would fade (or invert), so they keep the grey.
+    """
+    c_gray, c_other = _contrast(signal), _contrast(other)
+    return other if c_other >= 0.75 * c_gray else signal
+
+
+def _contrast(signal: np.ndarray) -> float:
+    small = signal[::2, ::2]
+    residual = small - _block_background(small, 25)
+    return float(np.percentile(residual, 99.5))
+
+
+def _normalise(signal: np.ndarray) -> np.ndarray:
+    """Ink-bright signal -> ink in [0, 1]: subtract the background, ramp from noise level to ink level."""
+    sigma = _noise(signal)
+    flat = _flat_level(signal)
+    if flat is not None:
+        residual = signal - flat  # a digital canvas: one exact background value
+        estimate = _ink_level(residual, sigma)
+    else:
+        residual = signal - _block_background(signal, 25)
+        estimate = _ink_level(residual, sigma)
+        # Paper under real light: redo the background with a grey opening wider than the
+        # strokes, which follows shadows and gradients where blocks only approximate them.
+        width = _stroke_width(residual > 0.5 * estimate[1]) if estimate else 0.0
+        residual = signal - _opening_background(signal, width)
+        estimate = _ink_level(residual, sigma)
+    if estimate is None:
+        return np.zeros_like(signal)
+    floor, level = estimate
+    # A steep ramp (25% -> 60% of the ink level) makes strokes nearly binary with soft
+    # edges, like MNIST's binary NIST sources before their anti-aliased downscaling.
+    lo = max(floor, 0.25 * level)
+    hi = max(lo + 1e-3, 0.6 * level)
+    ink = (residual - lo) * np.float32(1 / (hi - lo))
+    return np.clip(ink, 0, 1, out=ink)
+
+
+def _flat_level(signal: np.ndarray) -> float | None:
+    """The background value of a digital canvas, else None.
+
+    Digital: >= 40% of pixels at exactly one grey level and few within 12 levels of
+    it. Paper photos never qualify: noise and light spread the paper over many levels,
+    even where heavy JPEG flattens it into uniform 8x8 blocks.
+    """
+    sample = (signal[::3, ::3] * 255).round().astype(np.intp).ravel()
+    counts = np.bincount(np.clip(sample, 0, 255), minlength=256)
+    mode = int(counts.argmax())
+    near = counts[max(0, mode - 12) : mode + 13].sum() - counts[mode]
+    return mode / 255 if counts[mode] >= 0.4 * sample.size and near < 0.25 * counts[mode] else None
+
+
+def _noise(signal: np.ndarray) -> float:
+    """Pixel noise sigma from neighbour differences (MAD), blind to lighting; floored at one grey level."""
+    sample = signal[::2] if signal.size > 40000 else signal
+    diff = np.abs(np.diff(sample, axis=1))
+    return max(1.4826 * float(np.median(diff)) / math.sqrt(2), 1 / 255)
+
+
+def _ink_level(residual: np.ndarray, sigma: float) -> tuple[float, float] | None:
+    """(noise floor, typical ink contrast) of a background-free residual, or None if nothing stands out."""
+    # Candidates: clearly above the noise (4 sigma) and above 4% contrast (10 grey levels,
+    # below which nothing on paper or screen reads as a stroke).
+    floor = max(4 * sigma, 0.04)
+    candidates = residual[residual > floor]
+    if candidates.size < 8:
+        return None
+    level = float(np.percentile(candidates, 90))
+    if level < 6 * sigma or level < 0.06:
+        return None  # too faint to be anything but texture or noise
+    return floor, level
+
+
+def _opening_background(signal: np.ndarray, stroke: float) -> np.ndarray:
+    """Grey opening (min then max filter) with a window ~3 stroke widths, on a reduced copy."""
+    h, w = signal.shape
+    window = min(max(9.0, 3.0 * stroke + 4), max(h, w) / 2)
+    k = max(1, int(window // 8))  # reduce so the window is ~8 px: cheap separable filters
+    small = np.asarray(Image.fromarray(signal, "F").resize((max(1, w // k), max(1, h // k)), Image.Resampling.BOX))
+    size = max(3, int(round(window / k)) | 1)
+    opened = _rank(_rank(small, size, np.minimum), size, np.maximum)
+    opened = _rank(opened, size, np.add) / (size * size)  # smooth the opening's flat steps
+    up = Image.fromarray(opened.astype(np.float32), "F").resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(up)
+
+
+def _rank(a: np.ndarray, size: int, op) -> np.ndarray:
+    """Separable size x size min/max/sum filter (edge-padded) with sliding windows."""
+    r = size // 2
+    for axis in (0, 1):
+        pad = [(r, r) if ax == axis else (0, 0) for ax in (0, 1)]
+        windows = np.lib.stride_tricks.sliding_window_view(np.pad(a, pad, mode="edge"), size, axis=axis)
+        a = op.reduce(windows, axis=-1)
+    return a
+
+
+def _remove_lines(ink: np.ndarray) -> None:
+    """Erase ruled/squared-paper lines: thin structures that run across most of the image."""
+    mask = ink > 0.1
+    h, w = mask.shape
+    thin = max(2, round(0.01 * max(h, w)))  # a printed line is ~1% of the page, a stroke far more
+    for axis, length in ((1, w), (0, h)):
+        if mask.sum(axis=axis).max(initial=0) < 0.5 * length:
+            continue  # no row/column is half full: no line along this axis
+        # Pixels whose run across the line direction is short belong to thin structures.
+        across = _run_lengths(mask.T).T if axis == 1 else _run_lengths(mask)
+        thin_px = mask & (across <= thin)
+        fill = thin_px.sum(axis=axis)
+        # Allow a slight tilt: a line's pixels may spread over neighbouring rows/columns.
+        fill = np.maximum.reduce([np.roll(fill, k) for k in (-1, 0, 1)])
+        lines = fill >= 0.5 * length
+        if lines.any():
+            sel = (lines[:, None] if axis == 1 else lines[None, :]) & thin_px
+            ink[sel] = 0.0
+
+
+def _run_lengths(mask: np.ndarray) -> np.ndarray:
+    """Length of the horizontal run of True each pixel belongs to (0 outside the mask)."""
+    rows, starts, ends = _runs(mask)
+    out = np.zeros(mask.size + 1, np.int32)
+    w = mask.shape[1]
+    np.add.at(out, rows * w + starts, ends - starts)
+    np.subtract.at(out, rows * w + ends, ends - starts)
+    return np.cumsum(out[:-1]).reshape(mask.shape).astype(np.int32) * mask
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal runs of True: (row, start, end-exclusive), in row-major order."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), np.int8)
+    padded[:, 1:-1] = mask
+    d = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)
+    return rows, starts, ends
+
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean mask -> (int32 labels, 0 = background; count).
+
+    Pure NumPy: label horizontal runs, link runs that touch on the next row, and
+    merge the links with vectorised union-find (hooking + pointer jumping).
+    """
+    h, w = mask.shape
+    rows, starts, ends = _runs(mask)
+    n = len(rows)
+    if n == 0:
+        return np.zeros(mask.shape, np.int32), 0
+    stride = w + 2
+    start_key, end_key = rows * stride + starts, rows * stride + ends
+    # Run j on row r+1 touches run i on row r (diagonals included) if start_j <= end_i and end_j >= start_i.
+    lo = np.searchsorted(end_key, (rows + 1) * stride + starts, side="left")
+    hi = np.searchsorted(start_key, (rows + 1) * stride + ends, side="right")
+    counts = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(n), counts)
+    b = np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    parent = np.arange(n)
+    while a.size:
+        pa, pb = parent[a], parent[b]
+        differ = pa != pb
+        if not differ.any():
+            break
+        pa, pb = pa[differ], pb[differ]
+        low = np.minimum(pa, pb)
+        np.minimum.at(parent, pa, low)
+        np.minimum.at(parent, pb, low)
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+    roots, run_label = np.unique(parent, return_inverse=True)
+    run_label = run_label + 1
+    flat = np.zeros(h * w + 1, np.int32)
+    np.add.at(flat, rows * w + starts, run_label)
+    np.subtract.at(flat, rows * w + ends, run_label)
+    return np.cumsum(flat[:-1], dtype=np.int32).reshape(h, w), len(roots)
+
+
+def _components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Label ink > 0.3 on a max-pooled copy; -> (labels, areas by label, pool factor)."""
+    h, w = ink.shape
+    pool = max(1, math.ceil(max(h, w) / LABEL_MAX))
+    mask = ink > 0.3
+    if pool > 1:
+        gh, gw = math.ceil(h / pool), math.ceil(w / pool)
+        padded = np.zeros((gh * pool, gw * pool), bool)
+        padded[:h, :w] = mask
+        # Max-pool by OR-ing the pool x pool phases (much faster than a reshaped any()).
+        mask = np.zeros((gh, gw), bool)
+        for i in range(pool):
+            for j in range(pool):
+                mask |= padded[i::pool, j::pool]
+    labels, n = label_components(mask)
+    return labels, np.bincount(labels.ravel(), minlength=n + 1), pool
+
+
+def _drop(ink: np.ndarray, labels: np.ndarray, pool: int, drop: np.ndarray) -> None:
+    """Zero the ink of the components flagged in `drop` (indexed by label; 0 is ignored)."""
+    drop = drop.copy()
+    drop[0] = False
+    if not drop.any():
+        return
+    gone = drop[labels]
+    # Grow by one grid pixel so the faint anti-aliased rim of a speck goes too.
+    p = np.pad(gone, 1)
+    gone = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    if pool > 1:
+        gone = np.repeat(np.repeat(gone, pool, axis=0), pool, axis=1)
+    ink[gone[: ink.shape[0], : ink.shape[1]]] = 0.0
+
+
+# --------------------------------------------------------------------------- the digit
+
+
+def preprocess(image: ImageInput) -> Preprocessed:
+    """Any accepted image -> (28x28 uint8 MNIST-style input, ink box in input pixels).
+
+    Raises InvalidImage for bad input and NoDigitFound when there is no ink (a blank
+    canvas, a uniform or noise-only image): an empty canvas is never guessed at.
+    """
+    img = load_image(image)
+    fast = _already_mnist(img)
+    if fast is not None:
+        return fast
+    found = _analyse(img)
+    box = _digit_box(found)
+    if box is None:
+        raise NoDigitFound("no digit found: the image looks blank")
+    model_input = to_model_input(found.ink, box)
+    x0, y0, x1, y1 = box
+    s = found.scale
+    w, h = img.size
+    input_box = (
+        max(0, math.floor(x0 * s)),
+        max(0, math.floor(y0 * s)),
+        min(w, math.ceil(x1 * s)),
+        min(h, math.ceil(y1 * s)),
+    )
+    return Preprocessed(model_input, input_box)
+
+
+def _digit_box(found: _Ink) -> tuple[int, int, int, int] | None:
+    """Keep the main component and the pieces that belong to it; -> its box at working resolution."""
+    labels, areas, pool = found.labels, found.areas, found.pool
+    if len(areas) < 2 or areas[1:].max() == 0:
+        return None
+    order = np.argsort(areas[1:])[::-1] + 1
+    order = order[areas[order] > 0]
+    boxes = _label_boxes(labels, len(areas))
+    main = order[0]
+    keep = np.zeros(len(areas), bool)
+    keep[main] = True
+    gx0, gy0, gx1, gy1 = boxes[main]
+    for lab in order[1:]:
+        x0, y0, x1, y1 = boxes[lab]
+        size = max(gx1 - gx0, gy1 - gy0)
+        gap = max(gx0 - x1, x0 - gx1, gy0 - y1, y0 - gy1, 0)
+        ratio = areas[lab] / areas[main]
+        # Pieces of one digit (a 5's loose bar, a 4 in two strokes, a stroke broken by blur)
+        # sit close; dust and stray dots are small and away from it.
+        if (ratio >= 0.3 and gap <= 0.5 * size) or (ratio >= 0.02 and gap <= 0.2 * size):
+            keep[lab] = True
+            gx0, gy0, gx1, gy1 = min(gx0, x0), min(gy0, y0), max(gx1, x1), max(gy1, y1)
+    _drop(found.ink, labels, pool, ~keep)
+    h, w = found.ink.shape
+    x0, y0, x1, y1 = gx0 * pool, gy0 * pool, min(w, gx1 * pool), min(h, gy1 * pool)
+    # Refine the pooled box to exact working pixels.
+    window = found.ink[y0:y1, x0:x1] > 0.1
+    rows, cols = np.flatnonzero(window.any(axis=1)), np.flatnonzero(window.any(axis=0))
+    if rows.size == 0:
+        return None
+    return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
+
+
+def _label_boxes(labels: np.ndarray, n: int) -> np.ndarray:
+    """(n, 4) boxes (x0, y0, x1, y1) per label, vectorised."""
+    h, w = labels.shape
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    boxes = np.empty((n, 4), np.int64)
+    boxes[:, 0], boxes[:, 1] = w, h
+    boxes[:, 2], boxes[:, 3] = 0, 0
+    np.minimum.at(boxes[:, 0], lab, xs)
+    np.minimum.at(boxes[:, 1], lab, ys)
+    np.maximum.at(boxes[:, 2], lab, xs + 1)
+    np.maximum.at(boxes[:, 3], lab, ys + 1)
+    return boxes
+
+
+def to_model_input(ink: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Ink map (within box) -> 28x28 uint8: crop, normalise stroke width, long side 20 px, centre by mass."""
+    ink = np.asarray(ink, dtype=np.float32)
+    if box is None:
+        rows, cols = np.flatnonzero((ink > 0.1).any(axis=1)), np.flatnonzero((ink > 0.1).any(axis=0))
+        if rows.size == 0:
+            raise NoDigitFound("no digit found: the ink map is empty")
+        box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    x0, y0, x1, y1 = box
+    crop = ink[max(0, y0) : y1, max(0, x0) : x1]
+    if crop.size == 0 or crop.max(initial=0.0) <= 0:
+        raise NoDigitFound("no digit found in the box")
+    h, w = crop.shape
+    f = STROKE_SIDE / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    resample = Image.Resampling.BOX if f < 1 else Image.Resampling.BICUBIC
+    mid = np.asarray(Image.fromarray(crop, "F").resize(size, resample))
+    mid = _normalise_stroke(np.clip(mid, 0, 1))
+    small_size = (max(1, round(size[0] / 4)), max(1, round(size[1] / 4)))
+    digit = np.asarray(Image.fromarray(mid, "F").resize(small_size, Image.Resampling.BOX))
+    peak = float(digit.max())
+    if peak <= 0:
+        raise NoDigitFound("no digit found in the box")
+    return _centre(digit / peak)
+
+
+# Stroke width at STROKE_SIDE px of MNIST training digits (2*area/perimeter of ink > 0.5).
+STROKE_MIN, STROKE_MAX = 7.0, 14.0
+
+
+def _normalise_stroke(mid: np.ndarray) -> np.ndarray:
+    """Thicken pen-thin strokes and thin marker-fat ones into MNIST's range (3x3 max/min steps)."""
+    for _ in range(8):
+        width = _stroke_width(mid > 0.5)
+        if width == 0 or STROKE_MIN <= width <= STROKE_MAX:
+            break
+        p = np.pad(mid, 1, mode="constant")
+        shifted = [p[i : i + mid.shape[0], j : j + mid.shape[1]] for i in range(3) for j in range(3)]
+        mid = np.max(shifted, axis=0) if width < STROKE_MIN else np.min(shifted, axis=0)
+        if width > STROKE_MAX and _stroke_width(mid > 0.5) < STROKE_MIN:
+            break
+    return mid
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels: 2 x area / boundary length (a long stroke has two edges)."""
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    p = np.pad(mask, 1)
+    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return 2.0 * area / max(1, int((mask & ~inner).sum()))
+
+
+def _centre(digit: np.ndarray) -> np.ndarray:
+    """Place a (<=20)x(<=20) digit in 28x28 so its centre of mass lands on MNIST's, nothing cut off."""
+    h, w = digit.shape
+    total = float(digit.sum())
+    cy = float((digit.sum(axis=1) * np.arange(h)).sum()) / total
+    cx = float((digit.sum(axis=0) * np.arange(w)).sum()) / total
+    top = min(max(round(MNIST_CENTRE - cy), 0), 28 - h)
+    left = min(max(round(MNIST_CENTRE - cx), 0), 28 - w)
+    out = np.zeros((28, 28), np.float32)
+    out[top : top + h, left : left + w] = digit
+    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _already_mnist(img: Image.Image) -> Preprocessed | None:
+    """A 28x28 grey digit already cropped, scaled and centred MNIST-style is only re-centred."""
+    if img.size != (28, 28) or img.mode != "L":
+        return None
+    a = np.asarray(img)
+    border = np.concatenate([a[:2].ravel(), a[-2:].ravel(), a[:, :2].ravel(), a[:, -2:].ravel()])
+    if np.median(border) > 127:
+        a = 255 - a
+        border = 255 - border
+    if border.max() > 64:
+        return None
+    ink = a > 32
+    if not ink.any():
+        raise NoDigitFound("no digit found: the image looks blank")
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 > 20 or int(ink.sum()) < 10:
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    digit = a[y0:y1, x0:x1].astype(np.float32) / 255.0
+    return Preprocessed(_centre(digit), (x0, y0, x1, y1))
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+
+def thumbnail_png(image: ImageInput, max_side: int = 280, max_bytes: int = 200_000) -> bytes:
+    """PNG of the input for history thumbnails: long side <= max_side, <= max_bytes, transparency flattened."""
+    img = _canonical(load_image(image))
+    if img.mode in ("LA", "RGBA"):
+        img = _flatten(img)
+    img = img.copy()
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    while True:
+        for candidate in (img, img.quantize(256) if img.mode == "RGB" else img):
+            out = io.BytesIO()
+            candidate.save(out, "PNG", optimize=False)
+            if out.tell() <= max_bytes:
+                return out.getvalue()
+        if max(img.size) <= 8:
+            return out.getvalue()
+        img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)), Image.Resampling.LANCZOS)
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """Composite on white, or on black when the drawing is light ink in alpha (it would vanish on white)."""
+    rgba = img.convert("RGBA")
+    arr = np.asarray(rgba, dtype=np.float32) / 255.0
+    alpha = arr[..., 3]
+    gray = arr[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    weight = float(alpha.sum())
+    ink_lightness = float((gray * alpha).sum() / weight) if weight else 0.0
+    background = (0, 0, 0) if ink_lightness > 0.5 and np.median(alpha) < 0.5 else (255, 255, 255)
+    canvas = Image.new("RGB", rgba.size, background)
+    canvas.paste(rgba, mask=rgba.getchannel("A"))
+    return canvas if img.mode == "RGBA" else canvas.convert("L")

@@ -1,0 +1,95 @@
+"""The one call pages and the API make: predict, then try to keep it in the history.
+
+A prediction never depends on the database: when saving fails the caller still
+gets the digit, with saved=False and a warning it can show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mnist.errors import StoreUnavailable
+from mnist.predict import Prediction, get_predictor
+from mnist.preprocess import ImageInput, load_image, preprocess, thumbnail_png
+from mnist.store import Store
+
+NOT_SAVED = "The history database is unavailable: this prediction was not saved."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A prediction and what became of it in the history."""
+
+    prediction: Prediction
+    record_id: int | None
+    saved: bool
+    warning: str | None = None
+
+
+def save_prediction(
+    store: Store | None,
+    prediction: Prediction,
+    image: ImageInput,
+    *,
+    source: str,
+    filename: str | None,
+    latency_ms: float,
+    predicted_text: str | None = None,
+) -> Outcome:
+    """Try to store one prediction with a thumbnail of its input; an outage becomes a warning."""
+    if store is None:
+        return Outcome(prediction, None, False, None)
+    try:
+        record_id = store.save(
+            prediction,
+            source=source,
+            filename=filename,
+            original=thumbnail_png(image),
+            latency_ms=latency_ms,
+            predicted_text=predicted_text,
+        )
+    except StoreUnavailable:
+        return Outcome(prediction, None, False, NOT_SAVED)
+    return Outcome(prediction, record_id, True, None)
+
+
+def predict_and_save(image: ImageInput, *, source: str, filename: str | None = None, store: Store | None) -> Outcome:
+    """Preprocess and predict one image (InvalidImage / NoDigitFound propagate), then save it."""
+    return predict_many_and_save([(filename, image)], source=source, store=store, raise_errors=True)[0]
+
+
+def predict_many_and_save(
+    images: Sequence[tuple[str | None, ImageInput]],
+    *,
+    source: str,
+    store: Store | None,
+    raise_errors: bool = False,
+) -> list[Outcome | ValueError]:
+    """Many (filename, image) pairs with one forward pass; a bad image becomes its own error entry."""
+    started = time.perf_counter()
+    decoded: list[ImageInput | ValueError] = []
+    prepared = []
+    for _, image in images:
+        try:
+            loaded = load_image(image)  # decode once: preprocess and the thumbnail both use it
+            prepared.append(preprocess(loaded))
+            decoded.append(loaded)
+        except ValueError as exc:  # InvalidImage, NoDigitFound
+            if raise_errors:
+                raise
+            decoded.append(exc)
+    predictions = iter(get_predictor().classify([p.model_input for p in prepared], [p.box for p in prepared]))
+    latency_ms = (time.perf_counter() - started) * 1000 / max(len(images), 1)
+    results: list[Outcome | ValueError] = []
+    for (filename, _), loaded in zip(images, decoded, strict=True):
+        if isinstance(loaded, ValueError):
+            results.append(loaded)
+        else:
+            results.append(
+                save_prediction(
+                    store, next(predictions), loaded, source=source, filename=filename, latency_ms=latency_ms
+                )
+            )
+    return results

@@ -1,0 +1,697 @@
+"""The prediction history: SQLAlchemy models and the repository functions — the only place with SQL.
+
+PostgreSQL is the production target; an SQLite file is the zero-setup default and passes the same
+tests. Arrays are stored as their raw 784 bytes and probabilities as JSON: nothing is ever
+unpickled from the database. Every failure to reach the database becomes StoreUnavailable, so a
+caller can still deliver the prediction and say it was not saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import numbers
+import re
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    and_,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from mnist.config import ROOT, get_settings
+from mnist.errors import RecordNotFound, StoreUnavailable
+
+SOURCES = ("draw", "upload", "camera", "api", "number")
+MAX_PAGE = 500
+MAX_FILENAME = 255
+MAX_ORIGINAL_BYTES = 200_000  # thumbnail_png's budget: a 280 px PNG fits with room to spare
+MAX_TEXT = 64  # model_version and predicted_text
+INPUT_SHAPE = (28, 28)
+MIGRATIONS_DIR = ROOT / "migrations"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_MIGRATION_LOCK = 0x6D6E697374  # "mnist": one pg_advisory lock so two processes never migrate at once
+
+
+# --- schema ---------------------------------------------------------------------------------------
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps naive UTC; tzinfo comes back on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names, so migrations can refer to them."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class PredictionRow(Base):
+    """One prediction as stored. Keep in step with migrations/versions (tests compare the two)."""
+
+    __tablename__ = "predictions"
+
+    # BIGINT on PostgreSQL; SQLite only autoincrements a column declared exactly INTEGER.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str | None] = mapped_column(String(MAX_FILENAME))
+    model_input: Mapped[bytes] = mapped_column(LargeBinary())
+    original: Mapped[bytes | None] = mapped_column(LargeBinary())
+    digit: Mapped[int] = mapped_column(SmallInteger())
+    predicted_text: Mapped[str | None] = mapped_column(String(MAX_TEXT))
+    confidence: Mapped[float] = mapped_column(Float())
+    probabilities: Mapped[list[float]] = mapped_column(JSON())
+    model_version: Mapped[str] = mapped_column(String(MAX_TEXT))
+    latency_ms: Mapped[float | None] = mapped_column(Float())
+    label: Mapped[int | None] = mapped_column(SmallInteger())
+    labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # One index per History filter; each ends in created_at so "newest first" reads the index backwards.
+        Index("ix_predictions_created_at", "created_at"),
+        Index("ix_predictions_digit_created_at", "digit", "created_at"),
+        Index("ix_predictions_source_created_at", "source", "created_at"),
+        Index("ix_predictions_label", "label"),
+        Index("ix_predictions_confidence", "confidence"),
+        CheckConstraint("source IN ('draw', 'upload', 'camera', 'api', 'number')", name="source"),
+        CheckConstraint("digit BETWEEN 0 AND 9", name="digit"),
+        CheckConstraint("label BETWEEN 0 AND 9", name="label"),
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence"),
+        CheckConstraint("length(model_input) = 784", name="model_input_size"),
+        CheckConstraint(f"length(original) <= {MAX_ORIGINAL_BYTES}", name="original_size"),
+        CheckConstraint("(label IS NULL) = (labelled_at IS NULL)", name="labelled_at"),
+    )
+
+
+# --- value types ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """History filters; None means "any". since is inclusive, until exclusive; naive datetimes are UTC."""
+
+    digit: int | None = None
+    source: str | None = None
+    labelled: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.digit is not None:
+            _check_digit(self.digit, "digit filter")
+        if self.source is not None:
+            _check_source(self.source)
+        if self.labelled is not None and not isinstance(self.labelled, bool):
+            raise ValueError(f"labelled filter must be True, False or None, not {self.labelled!r}")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, datetime):
+                    raise ValueError(f"{name} must be a datetime, not {type(value).__name__}")
+                object.__setattr__(self, name, _as_utc(value))
+        for name in ("min_confidence", "max_confidence"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _check_fraction(value, name))
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing ndarrays field by field is ambiguous
+class Record:
+    """One stored prediction, read back exactly as it was written."""
+
+    id: int
+    created_at: datetime
+    source: str
+    filename: str | None
+    model_input: np.ndarray  # (28, 28) uint8, read-only
+    original: bytes | None
+    digit: int
+    predicted_text: str | None
+    confidence: float
+    probabilities: list[float]
+    model_version: str
+    latency_ms: float | None
+    label: int | None
+    labelled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of records, newest first, and how many rows match the filters in all."""
+
+    items: list[Record]
+    total: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Aggregates over the rows matching some filters; accuracy and confusion over labelled rows only."""
+
+    total: int
+    per_digit: list[int]
+    per_source: dict[str, int]
+    mean_confidence: float | None
+    labelled: int
+    correct: int
+    accuracy: float | None
+    confusion: list[list[int]]  # [label][predicted]
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_digit(value: object, what: str) -> int:
+    if not _is_int(value) or not 0 <= int(value) <= 9:  # type: ignore[call-overload]
+        raise ValueError(f"{what} must be an integer from 0 to 9, not {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def _check_source(value: object) -> str:
+    if value not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _check_fraction(value: object, what: str) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{what} must be a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def _check_text(value: object, what: str, *, optional: bool) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise ValueError(f"{what} must be a non-empty string of at most {MAX_TEXT} characters")
+    return value
+
+
+def _check_id(record_id: object) -> int:
+    if not _is_int(record_id):
+        raise ValueError(f"record id must be an integer, not {record_id!r}")
+    return int(record_id)  # type: ignore[call-overload]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Control and format characters (NUL, newlines, bidi overrides, lone surrogates) never reach the table.
+_STRIPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def sanitize_filename(name: str | None) -> str | None:
+    """A client-supplied name -> its base name, control characters removed, at most 255 characters."""
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ValueError(f"filename must be a string, not {type(name).__name__}")
+    cleaned = "".join(ch for ch in name if unicodedata.category(ch) not in _STRIPPED_CATEGORIES)
+    # Both separators: a browser on Windows may send "C:\\Users\\me\\seven.png".
+    parts = [p.strip() for p in re.split(r"[\\/]", cleaned) if p.strip() not in ("", ".", "..")]
+    base = parts[-1] if parts else ""
+    if len(base) > MAX_FILENAME:
+        stem, dot, ext = base.rpartition(".")
+        keep = f"{dot}{ext}" if dot and stem and len(ext) <= 16 else ""
+        base = base[: MAX_FILENAME - len(keep)] + keep
+    return base or None
+
+
+def _check_prediction(prediction: Any) -> tuple[int, float, list[float], bytes, str]:
+    """Pull and validate what we store from anything shaped like mnist.predict.Prediction."""
+    try:
+        digit, confidence = prediction.digit, prediction.confidence
+        probabilities, model_input = prediction.probabilities, prediction.model_input
+        model_version = prediction.model_version
+    except AttributeError as exc:
+        raise ValueError(f"prediction lacks a field the history needs: {exc}") from None
+    digit = _check_digit(digit, "predicted digit")
+    confidence = _check_fraction(confidence, "confidence")
+    try:
+        probs = [float(p) for p in probabilities]
+    except (TypeError, ValueError):
+        raise ValueError("probabilities must be 10 numbers") from None
+    if len(probs) != 10 or not all(0.0 <= p <= 1.0 for p in probs):
+        raise ValueError(f"probabilities must be 10 numbers from 0 to 1; got {len(probs)} values")
+    array = np.asarray(model_input)
+    if array.shape != INPUT_SHAPE or array.dtype != np.uint8:
+        raise ValueError(f"model_input must be a 28x28 uint8 array, not {array.shape} {array.dtype}")
+    version = _check_text(model_version, "model_version", optional=False)
+    return digit, confidence, probs, np.ascontiguousarray(array).tobytes(), version  # type: ignore[return-value]
+
+
+def _check_original(original: object) -> bytes | None:
+    if original is None:
+        return None
+    if not isinstance(original, bytes | bytearray | memoryview):
+        raise ValueError(f"original must be PNG bytes, not {type(original).__name__}")
+    data = bytes(original)
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("original must be a PNG image")
+    if len(data) > MAX_ORIGINAL_BYTES:
+        raise ValueError(f"original is {len(data)} bytes; the limit is {MAX_ORIGINAL_BYTES}")
+    return data
+
+
+def _check_latency(latency_ms: object) -> float | None:
+    if latency_ms is None:
+        return None
+    if not isinstance(latency_ms, numbers.Real) or isinstance(latency_ms, bool) or not 0 <= latency_ms < math.inf:
+        raise ValueError(f"latency_ms must be a finite number >= 0, not {latency_ms!r}")
+    return float(latency_ms)
+
+
+def _check_filters(filters: object) -> Filters:
+    if not isinstance(filters, Filters):
+        raise TypeError(f"filters must be a mnist.store.Filters, not {type(filters).__name__}")
+    return filters
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+_NEWEST_FIRST = (PredictionRow.created_at.desc(), PredictionRow.id.desc())
+
+
+def _conditions(f: Filters) -> list[Any]:
+    """The WHERE clause shared by page(), stats() and export_csv()."""
+    row = PredictionRow
+    found: list[Any] = []
+    if f.digit is not None:
+        found.append(row.digit == f.digit)
+    if f.source is not None:
+        found.append(row.source == f.source)
+    if f.labelled is not None:
+        found.append(row.label.is_not(None) if f.labelled else row.label.is_(None))
+    if f.since is not None:
+        found.append(row.created_at >= f.since)
+    if f.until is not None:
+        found.append(row.created_at < f.until)
+    if f.min_confidence is not None:
+        found.append(row.confidence >= f.min_confidence)
+    if f.max_confidence is not None:
+        found.append(row.confidence <= f.max_confidence)
+    return found
+
+
+def _to_record(row: PredictionRow) -> Record:
+    return Record(
+        id=row.id,
+        created_at=row.created_at,
+        source=row.source,
+        filename=row.filename,
+        model_input=np.frombuffer(row.model_input, dtype=np.uint8).reshape(INPUT_SHAPE),
+        original=row.original,
+        digit=row.digit,
+        predicted_text=row.predicted_text,
+        confidence=row.confidence,
+        probabilities=[float(p) for p in row.probabilities],
+        model_version=row.model_version,
+        latency_ms=row.latency_ms,
+        label=row.label,
+        labelled_at=row.labelled_at,
+    )
+
+
+CSV_COLUMNS = (
+    ["id", "created_at", "source", "filename", "prediction", "predicted_text", "confidence"]
+    + ["label", "labelled_at", "model_version", "latency_ms"]
+    + [f"p{d}" for d in range(10)]
+)
+_CSV_FIELDS = (
+    PredictionRow.id,
+    PredictionRow.created_at,
+    PredictionRow.source,
+    PredictionRow.filename,
+    PredictionRow.digit,
+    PredictionRow.predicted_text,
+    PredictionRow.confidence,
+    PredictionRow.label,
+    PredictionRow.labelled_at,
+    PredictionRow.model_version,
+    PredictionRow.latency_ms,
+    PredictionRow.probabilities,
+)
+
+
+def _csv_cell(value: object) -> object:
+    """Spreadsheets run cells starting with = + - @ (or tab/CR) as formulas; a leading ' keeps them text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def alembic_config() -> Config:
+    """Alembic configuration for migrations/, independent of the working directory and of any .ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+# --- the repository -------------------------------------------------------------------------------
+
+
+class Store:
+    """Prediction history in one database; safe to share between threads."""
+
+    def __init__(self, url: str | None = None, *, connect_timeout: float = 3.0) -> None:
+        try:
+            self.url: URL = make_url(url if url is not None else get_settings().database_url)
+        except sa_exc.ArgumentError:
+            raise ValueError("DATABASE_URL is not a valid SQLAlchemy database URL") from None  # never echo it
+        if not 0 < connect_timeout <= 60:
+            raise ValueError(f"connect_timeout must be in (0, 60] seconds, not {connect_timeout!r}")
+        backend = self.url.get_backend_name()
+        options: dict[str, Any] = {"pool_pre_ping": True}  # a connection that died while idle is replaced
+        if backend == "postgresql":
+            options.update(pool_size=10, max_overflow=10, pool_timeout=10)
+            options["connect_args"] = {
+                "connect_timeout": max(2, math.ceil(connect_timeout)),  # libpq: whole seconds, minimum 2
+                # A server that vanishes mid-conversation (no RST) would otherwise hang a request for minutes.
+                "tcp_user_timeout": int(connect_timeout * 1000),
+                "application_name": "mnist-dashboard",
+            }
+        elif backend == "sqlite":
+            options["connect_args"] = {"timeout": connect_timeout}  # how long to wait on another writer's lock
+            self._make_sqlite_dir()
+        try:
+            self.engine: Engine = create_engine(self.url, **options)
+        except (sa_exc.ArgumentError, ImportError, TypeError) as exc:
+            raise ValueError(f"cannot use DATABASE_URL ({self.describe()}): {type(exc).__name__}") from None
+        if backend == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _make_sqlite_dir(self) -> None:
+        database = self.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # The default lives in data/, which a fresh clone lacks. If it can't be made, first use
+            # raises StoreUnavailable with SQLite's own reason.
+            with suppress(OSError):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self.describe()!r})"
+
+    def describe(self) -> str:
+        """Where the history lives, for a status line: never includes a password."""
+        url = self.url
+        if url.get_backend_name() == "sqlite":
+            database = url.database or ":memory:"
+            if database in (":memory:", ""):
+                return "SQLite (in memory)"
+            path = Path(database)
+            if path.is_absolute() and path.is_relative_to(ROOT):
+                path = path.relative_to(ROOT)
+            return f"SQLite {path}"
+        name = "PostgreSQL" if url.get_backend_name() == "postgresql" else url.get_backend_name()
+        port = url.port or (5432 if name == "PostgreSQL" else None)
+        where = f"{url.host or 'localhost'}:{port}" if port else (url.host or "localhost")
+        return f"{name} {where}/{url.database or ''}"
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Database failures -> StoreUnavailable (or ValueError for values it rejected), password-free."""
+        try:
+            yield
+        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+            raise ValueError(f"the history database rejected the values: {self._reason(exc)}") from exc
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
+            # DBAPIError covers OperationalError/InterfaceError (unreachable, dropped, timed out) and a
+            # schema that was never migrated; all mean "history unavailable", never a crash for the caller.
+            raise StoreUnavailable(f"History database unavailable ({self.describe()}): {self._reason(exc)}") from exc
+
+    def _reason(self, exc: Exception) -> str:
+        original = getattr(exc, "orig", None) or exc
+        lines = str(original).strip().splitlines() or [type(original).__name__]
+        reason = lines[0][:300]
+        if self.url.password:
+            reason = reason.replace(str(self.url.password), "***")
+        return reason
+
+    def migrate(self, revision: str = "head") -> None:
+        """Alembic upgrade on this store's own connection: to the newest schema unless told otherwise."""
+        config = alembic_config()
+        with self._guard(), self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self._guard(), self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except StoreUnavailable:
+            return False
+        return True
+
+    def save(
+        self,
+        prediction: Any,
+        *,
+        source: str,
+        filename: str | None = None,
+        original: bytes | None = None,
+        latency_ms: float | None = None,
+        predicted_text: str | None = None,
+    ) -> int:
+        """Store one prediction (anything with digit/confidence/probabilities/model_input/model_version)."""
+        digit, confidence, probabilities, model_input, model_version = _check_prediction(prediction)
+        values = {
+            "created_at": datetime.now(UTC),
+            "source": _check_source(source),
+            "filename": sanitize_filename(filename),
+            "model_input": model_input,
+            "original": _check_original(original),
+            "digit": digit,
+            "predicted_text": _check_text(predicted_text, "predicted_text", optional=True),
+            "confidence": confidence,
+            "probabilities": probabilities,
+            "model_version": model_version,
+            "latency_ms": _check_latency(latency_ms),
+        }
+        statement = insert(PredictionRow).values(values).returning(PredictionRow.id)
+        with self._guard(), self.engine.begin() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def get(self, record_id: int) -> Record:
+        """One record by id; RecordNotFound when there is none."""
+        record_id = _check_id(record_id)
+        with self._guard(), self._sessions() as session:
+            row = session.get(PredictionRow, record_id) if abs(record_id) < 2**63 else None
+            if row is None:
+                raise RecordNotFound(f"no prediction with id {record_id}")
+            return _to_record(row)
+
+    def latest(self) -> Record | None:
+        """The most recently saved record, or None when the history is empty."""
+        with self._guard(), self._sessions() as session:
+            row = session.scalars(select(PredictionRow).order_by(*_NEWEST_FIRST).limit(1)).first()
+            return None if row is None else _to_record(row)
+
+    def page(self, offset: int = 0, limit: int = 50, filters: Filters = Filters()) -> Page:  # noqa: B008 (frozen)
+        """Records matching the filters, newest first, and their total (a COUNT in the database)."""
+        if not _is_int(offset) or offset < 0:
+            raise ValueError(f"offset must be an integer >= 0, not {offset!r}")
+        if not _is_int(limit) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE}, not {limit!r}")
+        where = _conditions(_check_filters(filters))
+        with self._guard(), self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(PredictionRow).where(*where))
+            query = select(PredictionRow).where(*where).order_by(*_NEWEST_FIRST).offset(int(offset)).limit(int(limit))
+            items = [_to_record(row) for row in session.scalars(query)]
+        return Page(items=items, total=int(total or 0))
+
+    def set_label(self, record_id: int, label: int | None) -> Record:
+        """Confirm or correct the true digit (None clears it); labelled_at records when."""
+        record_id = _check_id(record_id)
+        if label is not None:
+            label = _check_digit(label, "label")
+        with self._guard(), self._sessions() as session, session.begin():
+            row = session.get(PredictionRow, record_id) if abs(record_id) < 2**63 else None
+            if row is None:
+                raise RecordNotFound(f"no prediction with id {record_id}")
+            row.label = label
+            row.labelled_at = None if label is None else datetime.now(UTC)
+        return _to_record(row)
+
+    def delete(self, record_id: int) -> None:
+        """Remove one record for good; RecordNotFound when there is none."""
+        record_id = _check_id(record_id)
+        if abs(record_id) >= 2**63:
+            raise RecordNotFound(f"no prediction with id {record_id}")
+        with self._guard(), self.engine.begin() as conn:
+            deleted = conn.execute(delete(PredictionRow).where(PredictionRow.id == record_id)).rowcount
+        if not deleted:
+            raise RecordNotFound(f"no prediction with id {record_id}")
+
+    def stats(self, filters: Filters = Filters()) -> Stats:  # noqa: B008 (frozen)
+        """Counts per digit and source, mean confidence, accuracy and confusion — all grouped in SQL."""
+        where = _conditions(_check_filters(filters))
+        row = PredictionRow
+        by_digit_source = (
+            select(row.digit, row.source, func.count(), func.sum(row.confidence))
+            .where(*where)
+            .group_by(row.digit, row.source)
+        )
+        by_label_digit = (
+            select(row.label, row.digit, func.count())
+            .where(*where, row.label.is_not(None))
+            .group_by(row.label, row.digit)
+        )
+        with self._guard(), self.engine.connect() as conn:
+            groups = conn.execute(by_digit_source).all()
+            pairs = conn.execute(by_label_digit).all()
+        per_digit = [0] * 10
+        per_source = dict.fromkeys(SOURCES, 0)
+        confidence_sum = 0.0
+        for digit, source, count, summed in groups:
+            per_digit[digit] += count
+            per_source[source] = per_source.get(source, 0) + count
+            confidence_sum += float(summed or 0.0)
+        confusion = [[0] * 10 for _ in range(10)]
+        for label, digit, count in pairs:
+            confusion[label][digit] += count
+        total = sum(per_digit)
+        labelled = sum(map(sum, confusion))
+        correct = sum(confusion[d][d] for d in range(10))
+        return Stats(
+            total=total,
+            per_digit=per_digit,
+            per_source=per_source,
+            mean_confidence=confidence_sum / total if total else None,
+            labelled=labelled,
+            correct=correct,
+            accuracy=correct / labelled if labelled else None,
+            confusion=confusion,
+        )
+
+    def confidence_histogram(self, filters: Filters = Filters(), bins: int = 10) -> list[int]:  # noqa: B008
+        """Rows per equal-width confidence bin over [0, 1], counted in SQL (a confidence of 1 is in the last bin)."""
+        if not _is_int(bins) or not 1 <= bins <= 100:
+            raise ValueError(f"bins must be an integer from 1 to 100, not {bins!r}")
+        where = _conditions(_check_filters(filters))
+        # CASE rather than floor(): SQLite builds without math functions have no floor().
+        edges = [(PredictionRow.confidence < (i + 1) / bins, i) for i in range(bins - 1)]
+        bin_of = case(*edges, else_=bins - 1) if edges else literal(0)
+        query = select(bin_of, func.count()).where(*where).group_by(bin_of)
+        with self._guard(), self.engine.connect() as conn:
+            counts = conn.execute(query).all()
+        histogram = [0] * bins
+        for index, count in counts:
+            histogram[int(index)] += count
+        return histogram
+
+    def export_csv(self, filters: Filters = Filters(), chunk_rows: int = 1000) -> Iterator[str]:  # noqa: B008
+        """CSV text in chunks (header first), newest first; reads chunk_rows rows per query, never the table."""
+        where = _conditions(_check_filters(filters))
+        if not _is_int(chunk_rows) or not 1 <= chunk_rows <= 100_000:
+            raise ValueError(f"chunk_rows must be an integer from 1 to 100000, not {chunk_rows!r}")
+        return self._csv_chunks(where, int(chunk_rows))
+
+    def _csv_chunks(self, where: list[Any], chunk_rows: int) -> Iterator[str]:
+        yield _csv_line(CSV_COLUMNS)
+        after: tuple[datetime, int] | None = None
+        while True:
+            query = select(*_CSV_FIELDS).where(*where).order_by(*_NEWEST_FIRST).limit(chunk_rows)
+            if after is not None:
+                # Keyset paging: each chunk is one short indexed query, so a slow download holds no
+                # connection and rows saved meanwhile never shift or repeat what was already sent.
+                created, last_id = after
+                query = query.where(
+                    PredictionRow.created_at <= created,
+                    or_(
+                        PredictionRow.created_at < created,
+                        and_(PredictionRow.created_at == created, PredictionRow.id < last_id),
+                    ),
+                )
+            with self._guard(), self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            for r in rows:
+                writer.writerow([_csv_cell(v) for v in r[:-1]] + [float(p) for p in r[-1]])
+            yield buffer.getvalue()
+            if len(rows) < chunk_rows:
+                return
+            after = (rows[-1].created_at, rows[-1].id)
+
+
+def _csv_line(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets the dashboard read while the API writes; SQLite's default journal blocks readers."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()

@@ -1,0 +1,144 @@
+"""Draw: the model reads the digit live as it is drawn; Save keeps it, and the person can say what it really was."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from ui import resources, views
+
+CANVAS_SIDE = 320  # px; MNIST digits are drawn to fill about 70% of this
+EMPTY = "Draw a digit in the black square; the prediction appears as soon as you lift the mouse."
+
+
+def live_prediction(png: bytes):
+    """Predict the drawing once per distinct image (a rerun for any other reason reuses it)."""
+    from mnist.predict import predict
+
+    digest = hashlib.sha256(png).hexdigest()
+    cached = st.session_state.get("draw_prediction")
+    if cached and cached[0] == digest:
+        return cached
+    started = time.perf_counter()
+    result = predict(png)
+    cached = (digest, result, (time.perf_counter() - started) * 1000)
+    st.session_state["draw_prediction"] = cached
+    return cached
+
+
+def save(png: bytes, digest: str, prediction, latency_ms: float) -> None:
+    """Store the drawing (nothing is written while drawing, only here)."""
+    from mnist.service import save_prediction
+
+    store = resources.get_store()
+    outcome = save_prediction(store, prediction, png, source="draw", filename=None, latency_ms=latency_ms)
+    if outcome.saved:
+        st.session_state["draw_saved"] = {"digest": digest, "id": outcome.record_id, "label": None}
+    else:
+        resources.forget_database_status()
+        st.session_state["draw_save_error"] = outcome.warning or "History is off: DATABASE_URL is not a valid URL."
+
+
+def set_label(record_id: int, label: int | None) -> None:
+    """Record what the digit really was."""
+    from mnist.errors import RecordNotFound, StoreUnavailable
+
+    store = resources.get_store()
+    try:
+        store.set_label(record_id, label)
+    except (StoreUnavailable, RecordNotFound, AttributeError) as exc:
+        st.session_state["draw_save_error"] = f"Could not store the label: {exc}"
+        return
+    st.session_state["draw_saved"]["label"] = label
+
+
+def choose_truth(record_id: int, key: str) -> None:
+    """The person picked the true digit from the pills."""
+    if st.session_state.get(key) is not None:
+        set_label(record_id, st.session_state[key])
+
+
+def feedback(saved: dict, predicted: int) -> None:
+    """After saving: "Was this right?" -> confirm, or pick the true digit."""
+    record_id = saved["id"]
+    if saved["label"] is not None:
+        verb = "Confirmed" if saved["label"] == predicted else "Corrected"
+        st.success(f"{verb}: saved as #{record_id} with true digit **{saved['label']}**.", icon=":material/check:")
+        return
+    st.success(f"Saved to the history as #{record_id}. Was this right?", icon=":material/check:")
+    yes, no = st.columns([1, 3], vertical_alignment="bottom")
+    yes.button(
+        f"Yes, it's a {predicted}",
+        key=f"confirm_{record_id}",
+        icon=":material/thumb_up:",
+        on_click=set_label,
+        args=(record_id, predicted),
+    )
+    key = f"truth_{record_id}"
+    no.pills(
+        "No, it was", [d for d in range(10) if d != predicted], key=key, on_change=choose_truth, args=(record_id, key)
+    )
+
+
+@st.fragment
+def drawing() -> None:
+    """Canvas and prediction rerun alone on each stroke, without the rest of the app."""
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        stroke = st.slider("Stroke width", min_value=8, max_value=40, value=22, step=1, key="stroke_width")
+        result = st_canvas(
+            stroke_width=stroke,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            width=CANVAS_SIDE,
+            height=CANVAS_SIDE,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key="canvas",
+        )
+        st.caption("Undo, redo and clear: the toolbar under the canvas.")
+
+    with right:
+        png = result.image_bytes
+        strokes = (result.json_data or {}).get("objects") or []
+        if png is None or not strokes:
+            st.info(EMPTY, icon=":material/draw:")
+            return
+        from mnist.errors import InvalidImage, NoDigitFound
+
+        try:
+            digest, prediction, latency_ms = live_prediction(png)
+        except NoDigitFound:
+            st.info("The canvas is empty: " + EMPTY, icon=":material/draw:")
+            return
+        except InvalidImage as exc:
+            st.error(f"Could not read the drawing: {exc}")
+            return
+        except FileNotFoundError:
+            st.error("No model weights found (weights/mnist_cnn.pt), so nothing can be predicted.")
+            return
+        views.prediction(prediction)
+
+        saved = st.session_state.get("draw_saved")
+        error = st.session_state.pop("draw_save_error", None)
+        if saved and saved["digest"] == digest:
+            feedback(saved, prediction.digit)
+        else:
+            st.button(
+                "Save to history",
+                type="primary",
+                icon=":material/save:",
+                key="save",
+                on_click=save,
+                args=(png, digest, prediction, latency_ms),
+            )
+        if error:
+            st.warning(f"Not saved. {error}", icon=":material/cloud_off:")
+
+
+views.page_style()
+st.title("Draw a digit")
+drawing()

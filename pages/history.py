@@ -1,0 +1,71 @@
+"""History: every saved prediction, newest first, 50 per page, with filters, relabel, delete, CSV and charts.
+
+Read from the database on every run (no cache), so what is shown is what is stored.
+"""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from mnist.errors import StoreUnavailable
+from ui import history, resources, views
+
+views.page_style()
+st.title("History")
+
+store = resources.get_store()
+if store is None:
+    st.error("History is off: DATABASE_URL is not a valid database URL.", icon=":material/error:")
+elif not resources.database_ready():
+    st.warning(
+        f"The history database ({views.plain(store.describe())}) is not reachable, so the history cannot be shown. "
+        "Drawing and uploading still predict.",
+        icon=":material/cloud_off:",
+    )
+else:
+    with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
+        chosen = history.filters()
+    history.message()
+    try:
+        requested = st.session_state.get("history_page", 1)
+        page = store.page(offset=(requested - 1) * history.PAGE_SIZE, limit=history.PAGE_SIZE, filters=chosen)
+        pages = max(1, math.ceil(page.total / history.PAGE_SIZE))
+        if requested > pages:  # the filters shrank the result: go to its last page
+            requested = st.session_state["history_page"] = pages
+            page = store.page(offset=(requested - 1) * history.PAGE_SIZE, limit=history.PAGE_SIZE, filters=chosen)
+        stats = store.stats(chosen)
+        histogram = store.confidence_histogram(chosen)
+    except StoreUnavailable as exc:
+        resources.forget_database_status()
+        st.warning(f"Could not read the history: {views.plain(exc)}", icon=":material/cloud_off:")
+    else:
+        count_col, csv_col = st.columns([3, 1], vertical_alignment="center")
+        first = (requested - 1) * history.PAGE_SIZE
+        count_col.markdown(
+            f"**{page.total:,}** matching row(s)"
+            + (f" · showing {first + 1:,}–{first + len(page.items):,}" if page.items else "")
+        )
+        csv_col.download_button(
+            "Download CSV",
+            data=lambda: history.csv_text(store, chosen),
+            file_name="predictions.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            on_click="ignore",
+            disabled=not page.total,
+            key="download_csv",
+        )
+        if not page.items:
+            st.info("Nothing here yet. Draw or upload a digit and it will appear in this list.", icon=":material/inbox:")
+        else:
+            version = st.session_state.get("history_version", 0)
+            selected = history.table(page.items, key=f"history_table_{hash((chosen, requested, version))}")
+            st.pagination(pages, key="history_page")
+            if selected is None:
+                st.caption("Select a row (the box at its left) to relabel or delete it.")
+            else:
+                history.actions(store, selected)
+            st.subheader("Charts")
+            history.stats_charts(stats, histogram)

@@ -1,0 +1,127 @@
+"""Model: the model card, the test digits it gets wrong, and how it does on the history's labelled rows."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from mnist.config import MODEL_CARD_PATH, get_settings
+from mnist.errors import StoreUnavailable
+from ui import charts, resources, views
+
+MAX_MISTAKES_SHOWN = 60
+
+
+@st.cache_resource(show_spinner="Reading the MNIST test set and finding the digits the model gets wrong…")
+def test_mistakes(data_dir: str, model_version: str) -> tuple[list, int]:
+    """(misclassified (image, true, predicted) triples, test-set size) — once per data set and model."""
+    from mnist.data import load_split
+    from mnist.evaluate import misclassified
+
+    images, labels = load_split("test", data_dir)
+    return misclassified(resources.get_predictor().net, images, labels), len(labels)
+
+
+def load_card() -> dict | None:
+    """weights/model_card.json, or None when it is missing or unreadable."""
+    try:
+        return json.loads(MODEL_CARD_PATH.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def card_section(card: dict) -> None:
+    """Headline numbers, the architecture and how it was trained."""
+    test, training = card.get("test", {}), card.get("training", {})
+    cols = st.columns(4)
+    cols[0].metric("MNIST test accuracy", f"{test.get('accuracy', 0):.2%}", border=True)
+    cols[1].metric("Test errors", f"{test.get('errors', 0)} of {test.get('count', 0):,}", border=True)
+    cols[2].metric("Parameters", f"{card.get('parameters', 0):,}", border=True)
+    minutes = training.get("seconds", 0) / 60
+    cols[3].metric("Training time", f"{minutes:.0f} min", border=True)
+
+    about, arch = st.columns([1, 1], gap="large")
+    with about:
+        st.markdown(
+            "\n".join(
+                [
+                    f"- **Version** {views.plain(card.get('model_version', '?'))}",
+                    f"- **Trained on** {views.plain(training.get('data', '?'))}",
+                    f"- **Images** {training.get('train_images', 0):,} training, "
+                    f"{training.get('validation_images', 0):,} validation",
+                    f"- **Schedule** {training.get('epochs', '?')} epochs, batch {training.get('batch_size', '?')}, "
+                    f"{views.plain(training.get('optimizer', '?'))}",
+                    f"- **Augmentation** {views.plain(training.get('augmentation', '?'))}",
+                    f"- **Input** {views.plain(card.get('input', '?'))}",
+                    f"- **Trained** {views.plain(training.get('trained_at', '?'))} on "
+                    f"{views.plain(training.get('machine', '?'))}",
+                ]
+            )
+        )
+    with arch:
+        st.caption("Architecture")
+        st.code(card.get("architecture", "?"), language=None)
+
+    left, right = st.columns(2, gap="large")
+    if test.get("per_class_accuracy"):
+        left.altair_chart(charts.per_class_accuracy(test["per_class_accuracy"]), width="stretch")
+    if training.get("history"):
+        left.altair_chart(charts.training_curve(training["history"]), width="stretch")
+    if test.get("confusion_matrix"):
+        right.altair_chart(charts.confusion(test["confusion_matrix"], title="MNIST test set"), width="stretch")
+
+
+def mistakes_section() -> None:
+    """A grid of test digits the model gets wrong, when MNIST_DATA_DIR points at the data."""
+    st.subheader("Test digits it gets wrong")
+    data_dir = get_settings().mnist_data_dir
+    if data_dir is None:
+        st.info("Set MNIST_DATA_DIR to the folder with the MNIST files to see the test digits the model misreads.")
+        return
+    try:
+        wrong, count = test_mistakes(str(data_dir), resources.get_predictor().model_version)
+    except (OSError, ValueError) as exc:
+        st.warning(f"Could not read the MNIST test set in MNIST_DATA_DIR: {views.plain(exc)}")
+        return
+    st.caption(f"{len(wrong)} of {count:,} test images are misread; the first {min(len(wrong), MAX_MISTAKES_SHOWN)}:")
+    shown = wrong[:MAX_MISTAKES_SHOWN]
+    st.image(
+        [views.pixel_grid(image, cell=3) for image, _, _ in shown],
+        caption=[f"true {true} → read {predicted}" for _, true, predicted in shown],
+    )
+
+
+def history_section() -> None:
+    """Accuracy on the rows people have labelled."""
+    st.subheader("On the history's labelled rows")
+    store = resources.get_store()
+    if store is None or not resources.database_ready():
+        st.info("The history database is not reachable, so there is nothing to compare with.")
+        return
+    try:
+        stats = store.stats()
+    except StoreUnavailable as exc:
+        st.warning(f"Could not read the history: {views.plain(exc)}")
+        return
+    if not stats.labelled:
+        st.info("No labelled rows yet. After saving a drawing, answer \"Was this right?\" to build this up.")
+        return
+    cols = st.columns([1, 2], gap="large")
+    cols[0].metric("Accuracy on labelled rows", f"{stats.accuracy:.1%}", border=True)
+    cols[0].metric("Labelled rows", f"{stats.labelled:,} ({stats.correct:,} right)", border=True)
+    cols[1].altair_chart(charts.confusion(stats.confusion, title="Labelled history rows"), width="stretch")
+
+
+views.page_style()
+st.title("The model")
+card = load_card()
+if card is None:
+    st.warning("No model card found (weights/model_card.json). It is written by `make train`.")
+else:
+    card_section(card)
+try:
+    mistakes_section()
+except FileNotFoundError:
+    st.warning("No model weights found (weights/mnist_cnn.pt), so the test digits cannot be checked.")
+history_section()

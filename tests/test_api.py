@@ -1,0 +1,363 @@
+"""The JSON API through FastAPI's TestClient, on SQLite and PostgreSQL: every endpoint and every error."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from mnist.api import create_app
+from mnist.data import read_idx
+from mnist.predict import get_predictor
+from mnist.store import Store
+
+DATA = Path(__file__).parent / "data"
+# The original milestone's client request, copied verbatim from shared/seed/original-flask-milestone.md.
+ORIGINAL_REQUEST = {
+    "image": "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAYAAAByDd+UAAAAOXRFWHRTb2Z0d2FyZQBNYXRwbG90bGliIHZlcnNpb24zLjUuMCwgaHR0cHM6Ly9tYXRwbG90bGliLm9yZy8/fFQqAAAACXBIWXMAAA9hAAAPYQGoP6dpAAABfElEQVR4nO1W0Y2DMAw16LpFukf2aDJHmzVAqGuEroGI2m7RrlE5776aAxJoOOn6caolyxImvDw/26IgItAbrXwn2AfwA/gr+8p5qW1bAkCXy4WOx2OUN8YQESVzKcOSSykBAMwMAKjrGt57MHMy1nW9+L1FQGMMrLVgZjwej+xojFkPOGU2jClmXddlMS2eqFOz1pLWmrz3VJZlFJumoev1SgCoKAo6n8+03+/pcDiE9zabTZ6GTdMkmbVtCynlbLmccyPm2SVNaVNV1atmgBACXdeFczMXjA/e73dYa0PjvGiCyKcaD3PJOQR+ZM2dren5oeZRfuoAoJRaxYqIoLVG3/eBmTEmr6TMjN1ulw30LPlU+5kGW8ci5d57KKUCsxfdHD88nU6haXKcmUfduXrTSClxu93gnIPWGtvtFlrrkVZDz2S2XFIpZbhx3/dhruZ2a1VVueMzn3TORTsyFVfO6XxSCAEhBJRSI43WbqChzy7vv7L//0/zdsBvGrApTDvwxZ0AAAAASUVORK5CYII=",  # noqa: E501
+    "filename": "request_test.png",
+}
+ORIGINAL_DIGIT = 0  # the sample, decoded and looked at, is a handwritten zero (white ink on black)
+
+
+def png(array: np.ndarray, fmt: str = "PNG") -> bytes:
+    """An image file's bytes from a uint8 array."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture(scope="module")
+def digits() -> list[tuple[int, bytes]]:
+    """(label, PNG bytes) for a few real MNIST test digits, scanned look: black ink on white."""
+    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
+    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
+    return [(int(labels[i]), png(255 - images[i])) for i in range(6)]
+
+
+BLANK = png(np.full((64, 64), 255, np.uint8))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)
+    yield s
+    s.engine.dispose()
+
+
+@pytest.fixture
+def client(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.delenv("MNIST_API_TOKEN", raising=False)
+    with TestClient(create_app(store=store)) as c:
+        yield c
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens here once the socket closes
+
+
+# ------------------------------------------------------------------ the original contract
+
+
+def test_original_client_request_gets_the_digit_and_is_saved(client: TestClient, store: Store) -> None:
+    response = client.post("/image-predict", json=ORIGINAL_REQUEST)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["prediction"] == ORIGINAL_DIGIT
+    assert body["img_shape"] == [28, 28]
+    assert body["saved"] is True and isinstance(body["id"], int) and "warning" not in body
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-6
+    assert body["confidence"] == max(body["probabilities"])
+    record = store.get(body["id"])
+    assert (record.source, record.filename, record.digit) == ("api", "request_test.png", ORIGINAL_DIGIT)
+
+
+def test_sample_from_get_is_a_request_that_works(client: TestClient) -> None:
+    sample = client.get("/image-predict")
+    assert sample.status_code == 200
+    assert "POST" in sample.json()["how_to"]
+    response = client.post("/image-predict", json=sample.json()["sample"])
+    assert response.status_code == 200 and response.json()["prediction"] == ORIGINAL_DIGIT
+
+
+def test_filename_is_optional_and_data_url_prefix_accepted(client: TestClient, digits, store: Store) -> None:
+    label, data = digits[0]
+    response = client.post("/image-predict", json={"image": "data:image/png;base64," + b64(data)})
+    assert response.status_code == 200, response.text
+    assert response.json()["prediction"] == label
+    assert store.get(response.json()["id"]).filename is None
+
+
+def test_client_filename_is_only_a_display_name(client: TestClient, digits, store: Store) -> None:
+    body = {"image": b64(digits[1][1]), "filename": "../../etc/passwd"}
+    record = store.get(client.post("/image-predict", json=body).json()["id"])
+    assert record.filename == "passwd"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 422, ""),
+        (b'{"filename": "x.png"}', 422, "image"),
+        (b'{"image": 5}', 422, "image"),
+        (b'{"image": "aGVsbG8=", "filename": 7}', 422, "filename"),
+        (b'{"image": "%%% not base64 %%%"}', 400, "base64"),
+        (b'{"image": "aGVsbG8gd29ybGQ="}', 400, ""),  # "hello world": base64, but not an image
+    ],
+)
+def test_bad_bodies_get_a_clear_status(client: TestClient, body: bytes, status: int, detail: str) -> None:
+    response = client.post("/image-predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    assert isinstance(response.json()["detail"], str) and detail in response.json()["detail"]
+
+
+def test_blank_image_is_no_digit_found(client: TestClient, store: Store) -> None:
+    response = client.post("/image-predict", json={"image": b64(BLANK)})
+    assert response.status_code == 422
+    assert "no digit found" in response.json()["detail"]
+    assert store.stats().total == 0
+
+
+def test_unsupported_image_type_is_415(client: TestClient) -> None:
+    ppm = png(np.zeros((28, 28), np.uint8), fmt="PPM")  # Pillow reads it, but it is not a format we take
+    response = client.post("/image-predict", json={"image": b64(ppm)})
+    assert response.status_code == 415, response.text
+
+
+def test_image_with_too_many_pixels_is_413(client: TestClient) -> None:
+    huge = png(np.zeros((5000, 5000), np.uint8))  # 25 Mpx compress to a few kB: a decompression bomb in small
+    assert len(huge) < 1_000_000
+    response = client.post("/image-predict", json={"image": b64(huge)})
+    assert response.status_code == 413, response.text
+
+
+# ------------------------------------------------------------------ body limit
+
+
+def test_body_over_the_limit_is_413_with_content_length(client: TestClient) -> None:
+    body = b'{"image": "' + b"A" * (5 * 1024 * 1024) + b'"}'
+    response = client.post("/image-predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_body_over_the_limit_is_413_when_chunked(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"image": "'
+        for _ in range(6):
+            yield b"A" * (1024 * 1024)
+        yield b'"}'
+
+    response = client.post("/image-predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+
+
+def test_multipart_over_the_limit_is_413(client: TestClient) -> None:
+    files = [("file", ("big.png", b"\0" * (6 * 1024 * 1024), "image/png"))]
+    assert client.post("/api/v1/predictions", files=files).status_code == 413
+
+
+# ------------------------------------------------------------------ v1: predictions
+
+
+def test_multipart_batch_predicts_each_file_and_reports_bad_ones(client: TestClient, digits, store: Store) -> None:
+    files = [("file", (f"d{i}.png", data, "image/png")) for i, (_, data) in enumerate(digits[:3])]
+    files += [("file", ("notes.txt", b"not an image", "text/plain")), ("file", ("blank.png", BLANK, "image/png"))]
+    response = client.post("/api/v1/predictions", files=files)
+    assert response.status_code == 200, response.text
+    results = response.json()
+    assert [r["filename"] for r in results] == ["d0.png", "d1.png", "d2.png", "notes.txt", "blank.png"]
+    for (label, _), result in zip(digits[:3], results[:3], strict=True):
+        assert result["prediction"] == label and result["saved"] is True
+        assert store.get(result["id"]).filename == result["filename"]
+    assert results[3]["error"]["status"] == 400 and "id" not in results[3]
+    assert results[4]["error"]["status"] == 422 and "no digit found" in results[4]["error"]["detail"]
+    assert store.stats().total == 3
+
+
+def test_multipart_without_files_is_422(client: TestClient) -> None:
+    assert client.post("/api/v1/predictions", data={"other": "x"}).status_code == 422
+
+
+def test_list_is_newest_first_with_filters(client: TestClient, digits, store: Store) -> None:
+    ids = [client.post("/image-predict", json={"image": b64(data)}).json()["id"] for _, data in digits]
+    other = store.save(get_predictor().classify([np.zeros((28, 28), np.uint8)])[0], source="draw")
+    page = client.get("/api/v1/predictions", params={"limit": 3}).json()
+    assert page["total"] == len(digits) + 1
+    assert [item["id"] for item in page["items"]] == [other, ids[-1], ids[-2]]
+    assert set(page["items"][0]) == {
+        "id", "created_at", "source", "filename", "prediction", "predicted_text",
+        "confidence", "probabilities", "label", "model_version",
+    }  # fmt: skip
+    assert client.get("/api/v1/predictions", params={"offset": 3, "limit": 500}).json()["items"][0]["id"] == ids[-3]
+    api_only = client.get("/api/v1/predictions", params={"source": "api"}).json()
+    assert api_only["total"] == len(digits) and other not in [i["id"] for i in api_only["items"]]
+    label = digits[0][0]
+    by_digit = client.get("/api/v1/predictions", params={"digit": label}).json()
+    assert by_digit["total"] >= 1 and all(i["prediction"] == label for i in by_digit["items"])
+    client.patch(f"/api/v1/predictions/{ids[0]}", json={"label": label})
+    labelled = client.get("/api/v1/predictions", params={"labelled": "true"}).json()
+    assert [i["id"] for i in labelled["items"]] == [ids[0]]
+    assert client.get("/api/v1/predictions", params={"labelled": "false"}).json()["total"] == len(digits)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 10**9}, {"limit": 0}, {"offset": -1}, {"digit": 12}, {"source": "fax"}, {"labelled": "maybe"}],
+)
+def test_bad_query_values_are_422(client: TestClient, params: dict) -> None:
+    response = client.get("/api/v1/predictions", params=params)
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_get_one_and_its_model_input(client: TestClient, digits, store: Store) -> None:
+    created = client.post("/image-predict", json={"image": b64(digits[2][1]), "filename": "two.png"}).json()
+    item = client.get(f"/api/v1/predictions/{created['id']}").json()
+    assert item["id"] == created["id"] and item["filename"] == "two.png" and item["source"] == "api"
+    assert item["prediction"] == created["prediction"] and item["probabilities"] == created["probabilities"]
+    assert item["model_version"] == get_predictor().model_version and item["label"] is None
+
+    seen = store.get(created["id"]).model_input
+    small = client.get(f"/api/v1/predictions/{created['id']}/input.png")
+    assert small.headers["content-type"] == "image/png"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(small.content))), seen)
+    big = np.asarray(
+        Image.open(io.BytesIO(client.get(f"/api/v1/predictions/{created['id']}/input.png?scale=10").content))
+    )
+    assert big.shape == (280, 280)
+    assert np.array_equal(big, np.repeat(np.repeat(seen, 10, axis=0), 10, axis=1))  # nearest neighbour, no blur
+    for scale in (0, 21):
+        assert client.get(f"/api/v1/predictions/{created['id']}/input.png?scale={scale}").status_code == 422
+
+
+def test_unknown_ids_are_404_and_bad_ids_422(client: TestClient) -> None:
+    for path in ("/api/v1/predictions/999999", "/api/v1/predictions/999999/input.png"):
+        assert client.get(path).status_code == 404
+    assert client.patch("/api/v1/predictions/999999", json={"label": 3}).status_code == 404
+    assert client.delete("/api/v1/predictions/999999").status_code == 404
+    assert client.get(f"/api/v1/predictions/{2**63 - 1}").status_code == 404
+    assert client.get(f"/api/v1/predictions/{2**64}").status_code == 422
+    assert client.get("/api/v1/predictions/abc").status_code == 422
+    assert client.get("/api/v1/nothing-here").json() == {"detail": "Not Found"}
+
+
+def test_label_set_cleared_and_validated(client: TestClient, digits) -> None:
+    label, data = digits[3]
+    record_id = client.post("/image-predict", json={"image": b64(data)}).json()["id"]
+    response = client.patch(f"/api/v1/predictions/{record_id}", json={"label": label})
+    assert response.status_code == 200 and response.json()["label"] == label
+    assert client.get(f"/api/v1/predictions/{record_id}").json()["label"] == label
+    assert client.patch(f"/api/v1/predictions/{record_id}", json={"label": None}).json()["label"] is None
+    for bad in ({"label": 12}, {"label": -1}, {"label": "3"}, {"label": True}, {}):
+        assert client.patch(f"/api/v1/predictions/{record_id}", json=bad).status_code == 422, bad
+    assert client.get(f"/api/v1/predictions/{record_id}").json()["label"] is None
+
+
+def test_delete_removes_the_row(client: TestClient, digits) -> None:
+    record_id = client.post("/image-predict", json={"image": b64(digits[4][1])}).json()["id"]
+    response = client.delete(f"/api/v1/predictions/{record_id}")
+    assert response.status_code == 204 and response.content == b""
+    assert client.get(f"/api/v1/predictions/{record_id}").status_code == 404
+    assert client.delete(f"/api/v1/predictions/{record_id}").status_code == 404
+
+
+def test_stats_count_digits_sources_and_accuracy(client: TestClient, digits) -> None:
+    results = [client.post("/image-predict", json={"image": b64(data)}).json() for _, data in digits]
+    first_label = digits[0][0]
+    wrong_label = (results[1]["prediction"] + 1) % 10
+    client.patch(f"/api/v1/predictions/{results[0]['id']}", json={"label": first_label})
+    client.patch(f"/api/v1/predictions/{results[1]['id']}", json={"label": wrong_label})
+    stats = client.get("/api/v1/stats").json()
+    assert stats["total"] == len(digits) and stats["per_source"]["api"] == len(digits)
+    assert stats["per_digit"] == [sum(r["prediction"] == d for r in results) for d in range(10)]
+    assert stats["labelled"] == 2
+    assert stats["correct"] == int(results[0]["prediction"] == first_label)
+    assert stats["confusion"][wrong_label][results[1]["prediction"]] == 1
+    assert stats["mean_confidence"] == pytest.approx(sum(r["confidence"] for r in results) / len(results))
+
+
+def test_health_reports_model_and_database(client: TestClient) -> None:
+    assert client.get("/api/v1/health").json() == {
+        "status": "ok",
+        "model_version": get_predictor().model_version,
+        "database": "ok",
+    }
+
+
+def test_openapi_docs_are_served_under_api(client: TestClient) -> None:
+    schema = client.get("/api/openapi.json").json()
+    assert {"/image-predict", "/api/v1/predictions", "/api/v1/health"} <= set(schema["paths"])
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "/api/openapi.json" in docs.text
+
+
+# ------------------------------------------------------------------ token
+
+
+def test_token_guards_patch_and_delete_only(client: TestClient, digits, monkeypatch: pytest.MonkeyPatch) -> None:
+    record_id = client.post("/image-predict", json={"image": b64(digits[5][1])}).json()["id"]
+    monkeypatch.setenv("MNIST_API_TOKEN", "s3cret-token")
+    url = f"/api/v1/predictions/{record_id}"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+        for response in (client.patch(url, json={"label": 1}, headers=headers), client.delete(url, headers=headers)):
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert "s3cret" not in response.text
+    assert client.get(url).json()["label"] is None  # nothing changed
+    assert client.post("/image-predict", json=ORIGINAL_REQUEST).status_code == 200  # reading stays open
+    good = {"Authorization": "Bearer s3cret-token"}
+    assert client.patch(url, json={"label": 1}, headers=good).json()["label"] == 1
+    assert client.delete(url, headers=good).status_code == 204
+
+
+# ------------------------------------------------------------------ database down
+
+
+def test_database_down_predictions_still_answer(digits, monkeypatch: pytest.MonkeyPatch) -> None:
+    down = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/nowhere", connect_timeout=1)
+    with TestClient(create_app(store=down)) as client:
+        response = client.post("/image-predict", json=ORIGINAL_REQUEST)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["prediction"] == ORIGINAL_DIGIT and body["saved"] is False and body["id"] is None
+        assert "not saved" in body["warning"]
+        files = [("file", ("d.png", digits[0][1], "image/png"))]
+        batch = client.post("/api/v1/predictions", files=files).json()
+        assert batch[0]["prediction"] == digits[0][0] and batch[0]["saved"] is False and batch[0]["warning"]
+        for path in ("/api/v1/predictions", "/api/v1/stats", "/api/v1/predictions/1"):
+            response = client.get(path)
+            assert response.status_code == 503 and "unavailable" in response.json()["detail"], path
+        health = client.get("/api/v1/health").json()
+        assert health["status"] == "ok" and health["database"] == "unavailable"
+
+
+def test_database_that_comes_back_is_migrated_then(tmp_path: Path, digits) -> None:
+    blocker = tmp_path / "db"
+    blocker.write_text("a file where the database directory should be")
+    store = Store(f"sqlite:///{blocker / 'history.sqlite3'}")
+    app = create_app(store=store)
+    app.state.provider.RETRY_SECONDS = 0.0  # retry at once instead of after a pause
+    with TestClient(app) as client:
+        first = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()
+        assert first["saved"] is False
+        blocker.unlink()
+        blocker.mkdir()
+        second = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()
+        assert second["saved"] is True and client.get("/api/v1/stats").json()["total"] == 1

@@ -1,0 +1,428 @@
+"""The dashboard's pages driven by Streamlit's AppTest: real model, real database, no browser."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from mnist.data import read_idx
+from mnist.predict import predict
+from mnist.store import Filters, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+DATA = ROOT / "tests" / "data"
+CLOSED_PORT_URL = "postgresql+psycopg2://postgres@127.0.0.1:9/nothing"  # port 9 (discard): nothing listens
+XSS_NAME = "<img src=x onerror=alert(1)>.png"
+
+
+@functools.cache
+def mnist_test_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The first 1,000 MNIST test images and labels shipped in tests/data."""
+    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
+    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
+    return images, labels
+
+
+def digit_png(digit: int, *, nth: int = 0, side: int = 320, paper: bool = False, fmt: str = "PNG") -> bytes:
+    """The nth MNIST test image of `digit`, enlarged to side x side: white on black, or black on white paper."""
+    images, labels = mnist_test_digits()
+    pixels = images[np.flatnonzero(labels == digit)[nth]]
+    if paper:
+        pixels = 255 - pixels
+    image = Image.fromarray(pixels).resize((side, side), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    (image.convert("RGB") if fmt == "JPEG" else image.convert("RGBA")).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def app_environment(monkeypatch, tmp_path):
+    """The app imports `ui` from the repository root; no MNIST data unless a test provides it."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'history.sqlite3'}")
+
+    # AppTest forgets before every run that app.py calls st.navigation, sees the pages/ folder and
+    # falls back to Streamlit's old folder-based multipage mode, which runs a page script on its own
+    # (no app.py, so no sidebar). A real server learns it once, on its first run; do the same here.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original_init = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def open_app(monkeypatch, url: str | None = None, page: str | None = None) -> AppTest:
+    """Run app.py (optionally on another page) against DATABASE_URL=url; no exception may reach the page."""
+    if url is not None:
+        monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def current_url() -> str:
+    import os
+
+    return os.environ["DATABASE_URL"]
+
+
+def draw(at: AppTest, png: bytes, *, strokes: int = 1) -> None:
+    """What the canvas sends after a stroke: its Fabric.js objects and the PNG it renders."""
+    url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    objects = [{"type": "path"}] * strokes
+    at.session_state["canvas"] = {"drawing": {"raw": {"objects": objects}, "data": url}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def shown_digit(at: AppTest) -> int | None:
+    """The large predicted digit on the page, if any."""
+    for block in at.markdown:
+        found = re.search(r'class="predicted-digit"[^>]*>(\d)<', block.value)
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def texts(elements) -> str:
+    """The elements' text as a person reads it (Markdown escapes removed)."""
+    return re.sub(r"\\(.)", r"\1", " ".join(str(e.value) for e in elements))
+
+
+def saved(url: str) -> list:
+    return Store(url).page(limit=500).items
+
+
+def seed(url: str, items: list[tuple[int, str, str | None]]) -> list[int]:
+    """Save real predictions of MNIST digits: (digit, source, filename) -> ids, oldest first."""
+    store = Store(url)
+    store.migrate()
+    return [
+        store.save(predict(digit_png(d, nth=i)), source=source, filename=name, original=digit_png(d, side=64))
+        for i, (d, source, name) in enumerate(items)
+    ]
+
+
+# --- Draw -------------------------------------------------------------------------------------------
+
+
+def test_draw_page_is_the_default_and_asks_for_a_digit(monkeypatch):
+    at = open_app(monkeypatch)
+    assert at.title[0].value == "Draw a digit"
+    assert "Draw a digit in the black square" in texts(at.info)
+    assert shown_digit(at) is None
+    assert not [b for b in at.button if b.key == "save"]
+    assert at.slider(key="stroke_width").value == 22
+
+
+def test_drawn_digit_is_read_live_and_saved_only_on_request(monkeypatch):
+    at = open_app(monkeypatch)
+    draw(at, digit_png(7))
+    assert shown_digit(at) == 7
+    assert saved(current_url()) == []  # live predictions write nothing
+
+    draw(at, digit_png(3), strokes=2)  # another stroke: the prediction follows the drawing
+    assert shown_digit(at) == 3
+    assert saved(current_url()) == []
+
+    at.button(key="save").click().run()
+    rows = saved(current_url())
+    assert [(r.source, r.digit, r.filename) for r in rows] == [("draw", 3, None)]
+    assert rows[0].original is not None and rows[0].original.startswith(b"\x89PNG")
+    assert "Was this right?" in texts(at.success)
+    assert not [b for b in at.button if b.key == "save"]  # the same drawing is not saved twice
+
+    at.button(key=f"confirm_{rows[0].id}").click().run()
+    assert Store(current_url()).get(rows[0].id).label == 3
+    assert "Confirmed" in texts(at.success)
+
+
+def test_wrong_prediction_is_corrected_with_the_true_digit(monkeypatch):
+    at = open_app(monkeypatch)
+    draw(at, digit_png(4))
+    at.button(key="save").click().run()
+    record = saved(current_url())[0]
+    at.pills(key=f"truth_{record.id}").set_value(9).run()
+    assert not at.exception
+    assert Store(current_url()).get(record.id).label == 9
+    assert "Corrected" in texts(at.success)
+
+
+def test_cleared_canvas_says_it_is_empty(monkeypatch):
+    at = open_app(monkeypatch)
+    draw(at, digit_png(2))
+    assert shown_digit(at) == 2
+    blank = io.BytesIO()
+    Image.new("RGBA", (320, 320), (0, 0, 0, 255)).save(blank, format="PNG")
+    draw(at, blank.getvalue(), strokes=0)  # the toolbar's clear: no objects, a black canvas
+    assert shown_digit(at) is None
+    assert "Draw a digit in the black square" in texts(at.info)
+    draw(at, blank.getvalue(), strokes=1)  # a stroke with no visible ink
+    assert shown_digit(at) is None
+    assert "The canvas is empty" in texts(at.info)
+
+
+def test_low_confidence_is_said_plainly():
+    def page():
+        import numpy as np
+
+        from mnist.predict import Prediction
+        from ui import views
+
+        probs = [0.05] * 10
+        probs[3], probs[8] = 0.4, 0.2
+        views.prediction(Prediction(3, 0.4, probs, np.zeros((28, 28), np.uint8), "test"))
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert "Not sure" in texts(at.warning) and "40%" in texts(at.warning)
+
+
+def test_database_down_still_predicts_warns_and_save_says_why(monkeypatch):
+    at = open_app(monkeypatch, CLOSED_PORT_URL)
+    sidebar_warnings = texts(at.sidebar.warning)
+    assert "not reachable" in sidebar_warnings
+    assert "PostgreSQL 127.0.0.1:9/nothing" in texts(at.sidebar.markdown)
+    draw(at, digit_png(5))
+    assert shown_digit(at) == 5
+    at.button(key="save").click().run()
+    assert not at.exception
+    assert "Not saved" in texts(at.warning) and "unavailable" in texts(at.warning)
+
+
+# --- Upload -----------------------------------------------------------------------------------------
+
+
+def test_one_uploaded_image_is_read_shown_and_saved_with_a_clean_filename(monkeypatch):
+    at = open_app(monkeypatch, page="pages/upload.py")
+    at.file_uploader(key="uploads").set_value(("..\\scans\\six.png", digit_png(6, paper=True), "image/png")).run()
+    assert not at.exception
+    assert shown_digit(at) == 6
+    assert any("What the model saw" in caption for image in at.image for caption in image.captions)
+    rows = saved(current_url())
+    assert [(r.source, r.digit, r.filename) for r in rows] == [("upload", 6, "six.png")]
+
+    at.run()  # any rerun (a widget, a refresh) must not save the same upload again
+    at.run()
+    assert len(saved(current_url())) == 1
+
+
+def test_many_uploads_go_through_together_and_a_bad_file_fails_alone(monkeypatch):
+    at = open_app(monkeypatch, page="pages/upload.py")
+    files = [
+        ("one.png", digit_png(1, paper=True), "image/png"),
+        ("notes.png", b"these are my notes, not a picture", "image/png"),
+        ("eight.jpg", digit_png(8, paper=True, fmt="JPEG"), "image/jpeg"),
+        (XSS_NAME, digit_png(0, paper=True), "image/png"),
+    ]
+    at.file_uploader(key="uploads").set_value(files).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["file"]) == [name for name, _, _ in files]
+    assert list(table["digit"].fillna(-1).astype(int)) == [1, -1, 8, 0]
+    assert "Not an image we can read" in table["status"][1]
+    assert all(table["status"][i].startswith("Saved as #") for i in (0, 2, 3))
+    assert table["input"][0].startswith("data:image/png;base64,")
+    assert "**1 could not be read**" in texts(at.markdown)
+
+    rows = saved(current_url())
+    assert sorted(r.filename for r in rows) == sorted(["one.png", "eight.jpg", XSS_NAME])
+    assert {r.source for r in rows} == {"upload"}
+
+    at.selectbox(key="upload_details").set_value(1).run()  # the bad file's own message
+    assert "Not an image we can read" in texts(at.error)
+    assert len(saved(current_url())) == 3
+
+
+def test_a_file_over_the_size_limit_is_refused(monkeypatch):
+    monkeypatch.setenv("MNIST_MAX_IMAGE_BYTES", "2000")
+    big = digit_png(2, side=900, paper=True)
+    assert len(big) > 2000
+    at = open_app(monkeypatch, page="pages/upload.py")
+    at.file_uploader(key="uploads").set_value(("big.png", big, "image/png")).run()
+    assert not at.exception
+    assert "Too large" in texts(at.error)
+    assert saved(current_url()) == []
+
+
+def test_camera_photo_is_read_and_saved_as_camera(monkeypatch):
+    at = open_app(monkeypatch, page="pages/upload.py")
+    assert not at.camera_input  # the camera only asks for permission once switched on
+    at.toggle(key="use_camera").set_value(True).run()
+    at.camera_input(key="camera").set_value(("shot.jpg", digit_png(9, paper=True, fmt="JPEG"), "image/jpeg")).run()
+    assert not at.exception
+    assert shown_digit(at) == 9
+    assert [(r.source, r.digit, r.filename) for r in saved(current_url())] == [("camera", 9, None)]
+
+
+# --- History ----------------------------------------------------------------------------------------
+
+
+def history_table(at: AppTest):
+    return at.dataframe[0]
+
+
+def test_history_lists_newest_first_with_escaped_filenames(monkeypatch):
+    url = current_url()
+    seed(url, [(1, "upload", "first.png"), (7, "draw", None), (4, "upload", XSS_NAME)])
+    at = open_app(monkeypatch, page="pages/history.py")
+    table = history_table(at).value
+    assert list(table["prediction"]) == ["4", "7", "1"]
+    assert list(table["filename"]) == [XSS_NAME, "", "first.png"]  # the grid shows text, never HTML
+    assert table["original"][0].startswith("data:image/png;base64,")
+    assert "**3** matching row(s)" in texts(at.markdown)
+    assert not any(XSS_NAME in m.value for m in at.markdown)  # never in Markdown/HTML unescaped
+
+
+def test_history_filters_narrow_the_rows(monkeypatch):
+    url = current_url()
+    seed(url, [(1, "upload", "a.png"), (1, "draw", None), (5, "draw", None), (5, "camera", None)])
+    store = Store(url)
+    store.set_label(store.page().items[0].id, 5)
+    at = open_app(monkeypatch, page="pages/history.py")
+
+    at.selectbox(key="f_digit").set_value(1).run()
+    assert set(history_table(at).value["prediction"]) == {"1"}
+    at.selectbox(key="f_source").set_value("draw").run()
+    assert len(history_table(at).value) == 1
+    at.selectbox(key="f_digit").set_value(None).run()
+    at.selectbox(key="f_source").set_value(None).run()
+    at.selectbox(key="f_labelled").set_value("Labelled").run()
+    assert list(history_table(at).value["label"]) == [5]
+    at.selectbox(key="f_labelled").set_value("Unlabelled").run()
+    assert len(history_table(at).value) == 3
+
+    at.selectbox(key="f_labelled").set_value("Any").run()
+    last_week = datetime.now(UTC).date() - timedelta(days=7)
+    at.date_input(key="f_dates").set_value((last_week, last_week + timedelta(days=1))).run()
+    assert not at.dataframe and "Nothing here yet" in texts(at.info)
+    today = datetime.now(UTC).date()
+    at.date_input(key="f_dates").set_value((today, today)).run()
+    assert len(history_table(at).value) == 4
+
+    lowest = min(r.confidence for r in store.page().items)
+    at.slider(key="f_conf").set_value((0.0, max(0.0, lowest - 0.01))).run()
+    assert not at.dataframe
+    at.slider(key="f_conf").set_value((0.0, 1.0)).run()
+    assert len(history_table(at).value) == 4
+    assert not at.exception
+
+
+def test_history_pages_fifty_rows_at_a_time(monkeypatch):
+    url = current_url()
+    store = Store(url)
+    store.migrate()
+    prediction = predict(digit_png(3))
+    for _ in range(53):
+        store.save(prediction, source="api")
+    at = open_app(monkeypatch, page="pages/history.py")
+    assert len(history_table(at).value) == 50
+    pager = at.get("pagination")[0]
+    assert pager.num_pages == 2
+    pager.set_value(2).run()
+    assert len(history_table(at).value) == 3
+    assert "showing 51–53" in texts(at.markdown)
+
+
+def select_row(at: AppTest, row: int) -> None:
+    at.session_state[history_table(at).key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_history_relabel_and_delete_a_row(monkeypatch, database_url):
+    first, second = seed(database_url, [(2, "upload", "two.png"), (8, "draw", None)])
+    at = open_app(monkeypatch, database_url, page="pages/history.py")
+    select_row(at, 1)  # oldest last: row 1 is `first`
+    at.pills(key=f"relabel_{first}").set_value(7).run()
+    assert Store(database_url).get(first).label == 7
+    assert "Label of #" in texts(at.success)
+    assert list(history_table(at).value["label"].fillna(-1).astype(int)) == [-1, 7]
+
+    select_row(at, 0)
+    delete = at.button(key=f"delete_{second}")
+    assert delete.label == f"Yes, delete #{second}"  # inside the Delete popover: a second, explicit click
+    delete.click().run()
+    assert not at.exception
+    assert [r.id for r in saved(database_url)] == [first]
+    assert list(history_table(at).value["id"]) == [first]
+
+
+def test_history_stats_and_csv_follow_the_filters(monkeypatch):
+    url = current_url()
+    ids = seed(url, [(1, "upload", "=cmd.png"), (6, "draw", None), (6, "draw", None)])
+    Store(url).set_label(ids[1], 6)
+    Store(url).set_label(ids[2], 5)
+    at = open_app(monkeypatch, page="pages/history.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Accuracy on labelled rows"] == "50.0%"
+    assert metrics["Labelled rows"] == "2"
+
+    from ui.history import csv_text
+
+    csv = csv_text(Store(url), Filters(source="upload"))
+    lines = csv.strip().splitlines()
+    assert len(lines) == 2 and "'=cmd.png" in lines[1]  # a spreadsheet formula stays text
+
+
+def test_history_with_database_down_warns_without_a_traceback(monkeypatch):
+    at = open_app(monkeypatch, CLOSED_PORT_URL, page="pages/history.py")
+    assert "not reachable" in texts(at.warning)
+    assert not at.dataframe
+
+
+# --- Model ------------------------------------------------------------------------------------------
+
+
+def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
+    # load_split wants the original file names: point them at the 1,000-image test subset.
+    data = tmp_path / "mnist"
+    data.mkdir()
+    (data / "t10k-images-idx3-ubyte.gz").symlink_to(DATA / "t10k-1000-images-idx3-ubyte.gz")
+    (data / "t10k-labels-idx1-ubyte.gz").symlink_to(DATA / "t10k-1000-labels-idx1-ubyte.gz")
+    monkeypatch.setenv("MNIST_DATA_DIR", str(data))
+    ids = seed(current_url(), [(3, "draw", None)])
+    Store(current_url()).set_label(ids[0], 3)
+
+    at = open_app(monkeypatch, page="pages/model.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["MNIST test accuracy"].endswith("%")
+    assert int(metrics["Parameters"].replace(",", "")) > 10_000
+    assert metrics["Accuracy on labelled rows"] == "100.0%"
+    assert re.search(r"\d+ of 1,000 test images are misread", texts(at.caption))
+    assert any("class Net" in c.value or "Net(" in c.value for c in at.code)
+
+
+def test_every_page_shows_model_and_database_in_the_sidebar(monkeypatch):
+    at = open_app(monkeypatch)
+    for page in ("pages/draw.py", "pages/upload.py", "pages/history.py", "pages/model.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        sidebar = texts(at.sidebar.markdown)
+        assert "SQLite" in sidebar and "reachable" in sidebar
+        assert re.search(r"`[0-9a-f]{12}`", sidebar)
+
+
+def test_sidebar_never_shows_the_database_password(monkeypatch):
+    at = open_app(monkeypatch, "postgresql+psycopg2://app:s3cret-pw@127.0.0.1:9/history")
+    assert "s3cret" not in texts(at.sidebar.markdown) + texts(at.sidebar.warning)
+    assert "127.0.0.1:9/history" in texts(at.sidebar.markdown)

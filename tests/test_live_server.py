@@ -1,0 +1,107 @@
+"""The real server, started the way `make run` starts it: dashboard and API on one port."""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import os
+import select
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from test_api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
+
+ROOT = Path(__file__).resolve().parent.parent
+# The benchmark and this test start the server with the same code: load it from its file.
+_spec = importlib.util.spec_from_file_location("api_load", ROOT / "benchmarks" / "api_load.py")
+api_load = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(api_load)
+
+pytestmark = pytest.mark.slow
+
+
+def get(port: int, path: str) -> tuple[int, str, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
+def post_json(port: int, path: str, body: dict) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def endless_chunked_post(port: int, limit_bytes: int) -> tuple[int, int]:
+    """Stream a chunked body with no Content-Length until the server answers; (status, bytes sent)."""
+    chunk = b"A" * 65536
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /image-predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        try:
+            while sent < 4 * limit_bytes:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server has answered
+                sock.sendall(framed)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it answered and closed while we were still sending
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, sent
+
+
+def test_make_run_serves_dashboard_and_api_on_one_port(tmp_path: Path) -> None:
+    port = api_load.free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'history.sqlite3'}"}
+    env.pop("MNIST_API_TOKEN", None)
+    log_path = tmp_path / "server.log"
+    try:
+        with api_load.make_run(port, env, log_path):
+            status, _, body = get(port, "/_stcore/health")
+            assert (status, body) == (200, b"ok")
+
+            status, content_type, body = get(port, "/")
+            assert status == 200 and content_type.startswith("text/html") and b"<noscript>" in body
+
+            status, _, body = get(port, "/api/v1/health")
+            health = json.loads(body)
+            assert status == 200 and health["status"] == "ok" and health["database"] == "ok"
+
+            status, answer = post_json(port, "/image-predict", ORIGINAL_REQUEST)
+            assert status == 200, answer
+            assert answer["prediction"] == ORIGINAL_DIGIT and answer["img_shape"] == [28, 28]
+            assert answer["saved"] is True
+            status, _, body = get(port, f"/api/v1/predictions/{answer['id']}")
+            assert status == 200 and json.loads(body)["filename"] == "request_test.png"
+
+            status, _, body = get(port, "/api/docs")
+            assert status == 200 and b"/api/openapi.json" in body
+
+            limit = 5 * 1024 * 1024
+            status, sent = endless_chunked_post(port, limit)
+            assert status == 413 and sent < 2 * limit  # refused while reading, not after buffering it all
+
+            status, _, _ = get(port, "/_stcore/health")  # still serving after all that
+            assert status == 200
+            started = time.monotonic()
+    finally:
+        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    assert time.monotonic() - started < 30, "the server took too long to stop"
+    assert "Traceback" not in log, log[-4000:]

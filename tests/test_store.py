@@ -1,0 +1,676 @@
+"""The history store on SQLite and PostgreSQL: exact round trips, filters, labels, stats, CSV, faults."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import math
+import socket
+import threading
+import time
+import types
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy.engine import make_url
+
+from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.store import CSV_COLUMNS, SOURCES, Filters, PredictionRow, Store, sanitize_filename
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # the store checks the signature and size, not the pixels
+BASE = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def fake(digit: int = 3, confidence: float | None = None, seed: int = 0) -> types.SimpleNamespace:
+    """A prediction-shaped object with random but reproducible contents (no model, no torch)."""
+    rng = np.random.default_rng(seed)
+    probabilities = rng.random(10)
+    probabilities[digit] += 10
+    probabilities = (probabilities / probabilities.sum()).tolist()
+    return types.SimpleNamespace(
+        digit=digit,
+        confidence=probabilities[digit] if confidence is None else confidence,
+        probabilities=probabilities,
+        model_input=rng.integers(0, 256, size=(28, 28), dtype=np.uint8),
+        model_version="test",
+    )
+
+
+@pytest.fixture
+def store(database_url: str):
+    store = Store(database_url)
+    store.migrate()
+    yield store
+    store.engine.dispose()
+
+
+def set_created_at(store: Store, record_id: int, when: datetime) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(update(PredictionRow).where(PredictionRow.id == record_id).values(created_at=when))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def elapsed(call) -> tuple[BaseException | None, float]:
+    started = time.monotonic()
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - the caller asserts on the type
+        return exc, time.monotonic() - started
+    return None, time.monotonic() - started
+
+
+# --- exactness ------------------------------------------------------------------------------------
+
+
+def test_round_trip_is_byte_exact_and_utc(store: Store) -> None:
+    prediction = fake(digit=7, seed=42)
+    prediction.model_input[0, :3] = [0, 255, 128]  # the extremes survive too
+    before = datetime.now(UTC)
+    record_id = store.save(
+        prediction, source="upload", filename="seven.png", original=PNG, latency_ms=12.25, predicted_text="1789"
+    )
+    after = datetime.now(UTC)
+
+    record = store.get(record_id)
+    assert record.id == record_id
+    assert record.model_input.dtype == np.uint8 and record.model_input.shape == (28, 28)
+    assert record.model_input.tobytes() == prediction.model_input.tobytes()
+    assert record.probabilities == prediction.probabilities  # floats exactly, not approximately
+    assert record.confidence == prediction.confidence
+    assert record.digit == 7 and record.source == "upload" and record.filename == "seven.png"
+    assert record.original == PNG
+    assert record.latency_ms == 12.25 and record.predicted_text == "1789" and record.model_version == "test"
+    assert record.label is None and record.labelled_at is None
+    assert record.created_at.utcoffset() == timedelta(0)
+    assert before <= record.created_at <= after
+
+
+def test_times_stay_utc_whatever_the_server_timezone(database_url: str) -> None:
+    if database_url.startswith("postgresql"):
+        name = make_url(database_url).database
+        admin = Store(database_url)
+        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Kathmandu'"))  # +05:45
+        admin.engine.dispose()
+    store = Store(database_url)
+    store.migrate()
+    record_id = store.save(fake(), source="draw")
+    local = timezone(timedelta(hours=5, minutes=45))
+    set_created_at(store, record_id, datetime(2024, 6, 1, 23, 30, tzinfo=local))  # 17:45 UTC
+
+    record = store.get(record_id)
+    assert record.created_at == datetime(2024, 6, 1, 17, 45, tzinfo=UTC)
+    assert record.created_at.tzinfo == UTC
+    # A filter given in another timezone means the same instant.
+    assert store.page(filters=Filters(since=datetime(2024, 6, 1, 23, 30, tzinfo=local))).total == 1
+    assert store.page(filters=Filters(since=datetime(2024, 6, 1, 17, 46, tzinfo=UTC))).total == 0
+    store.engine.dispose()
+
+
+def test_latest_is_the_last_saved_row(store: Store) -> None:
+    assert store.latest() is None
+    ids = [store.save(fake(digit=d, seed=d), source="draw") for d in range(5)]
+    latest = store.latest()
+    assert latest is not None and latest.id == ids[-1] and latest.digit == 4
+    store.delete(ids[-1])
+    assert store.latest().id == ids[-2]
+
+
+def test_record_array_is_read_only(store: Store) -> None:
+    record = store.get(store.save(fake(), source="draw"))
+    with pytest.raises(ValueError):
+        record.model_input[0, 0] = 1
+
+
+# --- pages and filters ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def known(store: Store) -> list[dict]:
+    """30 rows with varied digit, source, confidence, label and time (pairs share a timestamp)."""
+    rows = []
+    for i in range(30):
+        digit = i % 10
+        row = {
+            "digit": digit,
+            "source": SOURCES[i % len(SOURCES)],
+            "confidence": (i * 7 % 20) / 19,  # 0 .. 1 inclusive, scrambled against digit and time
+            "label": None if i % 3 else (digit if i % 2 else (digit + 1) % 10),
+            "created_at": BASE + timedelta(hours=i // 2),
+        }
+        row["id"] = store.save(fake(digit=digit, confidence=row["confidence"], seed=i), source=row["source"])
+        set_created_at(store, row["id"], row["created_at"])
+        if row["label"] is not None:
+            store.set_label(row["id"], row["label"])
+        rows.append(row)
+    return rows
+
+
+def expected_ids(rows: list[dict], f: Filters) -> list[int]:
+    """The same filters, evaluated in Python, newest first with id breaking ties."""
+
+    def keep(r: dict) -> bool:
+        return (
+            (f.digit is None or r["digit"] == f.digit)
+            and (f.source is None or r["source"] == f.source)
+            and (f.labelled is None or (r["label"] is not None) == f.labelled)
+            and (f.since is None or r["created_at"] >= f.since)
+            and (f.until is None or r["created_at"] < f.until)
+            and (f.min_confidence is None or r["confidence"] >= f.min_confidence)
+            and (f.max_confidence is None or r["confidence"] <= f.max_confidence)
+        )
+
+    chosen = sorted((r for r in rows if keep(r)), key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    return [r["id"] for r in chosen]
+
+
+EVERY_FILTER = [
+    Filters(),
+    Filters(digit=0),
+    Filters(digit=7),
+    *[Filters(source=s) for s in SOURCES],
+    Filters(labelled=True),
+    Filters(labelled=False),
+    Filters(since=BASE + timedelta(hours=5)),
+    Filters(until=BASE + timedelta(hours=5)),
+    Filters(since=BASE + timedelta(hours=3), until=BASE + timedelta(hours=9)),
+    Filters(since=datetime(2024, 3, 1, 17), until=datetime(2024, 3, 1, 20)),  # naive = UTC
+    Filters(min_confidence=0.5),
+    Filters(max_confidence=0.3),
+    Filters(min_confidence=0.2, max_confidence=0.6),
+    Filters(min_confidence=1.0),
+    Filters(digit=3, labelled=True),
+    Filters(source="camera", since=BASE + timedelta(hours=2), until=BASE + timedelta(hours=12)),
+    Filters(labelled=False, min_confidence=0.4),
+    Filters(digit=4, source="number", labelled=False, since=BASE, until=BASE + timedelta(days=1), max_confidence=1),
+    Filters(digit=9, source="draw"),  # matches nothing
+]
+
+
+@pytest.mark.parametrize("filters", EVERY_FILTER, ids=lambda f: repr(f)[8:-1] or "none")
+def test_page_total_and_order_under_every_filter(store: Store, known: list[dict], filters: Filters) -> None:
+    want = expected_ids(known, filters)
+    page = store.page(0, 500, filters)
+    assert page.total == len(want)
+    assert [r.id for r in page.items] == want
+    window = store.page(1, 3, filters)
+    assert window.total == len(want) and [r.id for r in window.items] == want[1:4]
+    assert store.stats(filters).total == len(want)
+    exported = list(csv.DictReader(io.StringIO("".join(store.export_csv(filters, chunk_rows=4)))))
+    assert [int(r["id"]) for r in exported] == want
+
+
+def test_pages_walk_the_whole_history_once(store: Store, known: list[dict]) -> None:
+    seen = []
+    for offset in range(0, 40, 7):
+        page = store.page(offset, 7)
+        assert page.total == 30
+        seen += [r.id for r in page.items]
+    assert seen == expected_ids(known, Filters())
+    assert store.page(30, 10).items == [] and store.page(30, 10).total == 30
+
+
+def test_page_counts_in_sql_and_fetches_one_page(store: Store, known: list[dict]) -> None:
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement.lower())
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        page = store.page(5, 4, Filters(labelled=False))
+        stats = store.stats()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert len(page.items) == 4
+    assert any("count(*)" in s and "limit" not in s for s in statements)
+    assert any("model_input" in s and "limit" in s and "offset" in s for s in statements)
+    assert sum("group by" in s for s in statements) == 2 and stats.total == 30
+
+
+# --- labels and deletion --------------------------------------------------------------------------
+
+
+def test_label_and_unlabel(store: Store) -> None:
+    record_id = store.save(fake(digit=4), source="draw")
+    before = datetime.now(UTC)
+    labelled = store.set_label(record_id, 9)
+    assert labelled.label == 9 and before <= labelled.labelled_at <= datetime.now(UTC)
+    assert labelled.labelled_at.tzinfo == UTC
+    again = store.get(record_id)
+    assert again.label == 9 and again.labelled_at == labelled.labelled_at
+    assert store.page(filters=Filters(labelled=True)).total == 1
+
+    cleared = store.set_label(record_id, None)
+    assert cleared.label is None and cleared.labelled_at is None
+    assert store.get(record_id).label is None and store.get(record_id).labelled_at is None
+    assert store.page(filters=Filters(labelled=True)).total == 0
+
+    assert store.set_label(record_id, 0).label == 0  # zero is a label, not "no label"
+
+
+@pytest.mark.parametrize("label", [12, -1, 10, True, 3.0, "3", 2**70])
+def test_bad_label_is_rejected_and_nothing_changes(store: Store, label: object) -> None:
+    record_id = store.save(fake(), source="draw")
+    store.set_label(record_id, 5)
+    with pytest.raises(ValueError, match="label"):
+        store.set_label(record_id, label)
+    assert store.get(record_id).label == 5
+
+
+def test_missing_records_raise_record_not_found(store: Store) -> None:
+    for missing in (10**6, 0, -5, 2**80):
+        with pytest.raises(RecordNotFound):
+            store.get(missing)
+        with pytest.raises(RecordNotFound):
+            store.set_label(missing, 3)
+        with pytest.raises(RecordNotFound):
+            store.delete(missing)
+
+
+def test_delete_removes_one_record(store: Store) -> None:
+    keep, gone = store.save(fake(seed=1), source="draw"), store.save(fake(seed=2), source="draw")
+    store.delete(gone)
+    with pytest.raises(RecordNotFound):
+        store.get(gone)
+    with pytest.raises(RecordNotFound):
+        store.delete(gone)
+    assert store.get(keep).id == keep
+    assert store.page().total == 1
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+
+def test_stats_on_a_known_set(store: Store) -> None:
+    # (predicted, source, confidence, true label)
+    rows = [(3, "draw", 0.9, 3), (3, "draw", 0.8, 5), (5, "upload", 0.6, 5), (7, "api", 0.5, None)]
+    rows += [(1, "camera", 0.7, 7), (0, "number", 1.0, 0)]
+    for i, (digit, source, confidence, label) in enumerate(rows):
+        record_id = store.save(fake(digit=digit, confidence=confidence, seed=i), source=source)
+        if label is not None:
+            store.set_label(record_id, label)
+
+    stats = store.stats()
+    assert stats.total == 6
+    assert stats.per_digit == [1, 1, 0, 2, 0, 1, 0, 1, 0, 0]
+    assert stats.per_source == {"draw": 2, "upload": 1, "camera": 1, "api": 1, "number": 1}
+    assert stats.mean_confidence == pytest.approx(0.75)
+    assert (stats.labelled, stats.correct, stats.accuracy) == (5, 3, pytest.approx(0.6))
+    confusion = [[0] * 10 for _ in range(10)]
+    confusion[3][3] = confusion[5][3] = confusion[5][5] = confusion[7][1] = confusion[0][0] = 1
+    assert stats.confusion == confusion  # rows are the true label, columns the prediction
+
+    drawn = store.stats(Filters(source="draw"))
+    assert (drawn.total, drawn.labelled, drawn.correct, drawn.accuracy) == (2, 2, 1, 0.5)
+    assert drawn.mean_confidence == pytest.approx(0.85)
+
+    empty = store.stats(Filters(digit=9))
+    assert empty.total == 0 and empty.mean_confidence is None and empty.accuracy is None
+    assert empty.per_digit == [0] * 10 and set(empty.per_source.values()) == {0}
+
+
+# --- CSV export -----------------------------------------------------------------------------------
+
+
+def test_csv_export_parses_back_and_streams_in_chunks(store: Store) -> None:
+    names = ["=1+2.png", "+1.png", "-2.png", "@SUM(A1).png", 'plain, "quoted".png']
+    ids = [
+        store.save(fake(digit=i, seed=i), source="upload", filename=n, latency_ms=i + 0.5, predicted_text=None)
+        for i, n in enumerate(names)
+    ]
+    store.set_label(ids[1], 8)
+
+    chunks = list(store.export_csv(chunk_rows=2))
+    assert chunks[0] == ",".join(CSV_COLUMNS) + "\n"
+    assert [c.count("\n") for c in chunks[1:]] == [2, 2, 1]  # header, then at most chunk_rows per chunk
+    rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert [int(r["id"]) for r in rows] == ids[::-1]
+    by_id = {int(r["id"]): r for r in rows}
+    for record_id in ids:
+        record, row = store.get(record_id), by_id[record_id]
+        assert datetime.fromisoformat(row["created_at"]) == record.created_at
+        assert row["created_at"].endswith("+00:00")
+        assert [float(row[f"p{d}"]) for d in range(10)] == record.probabilities
+        assert float(row["confidence"]) == record.confidence and int(row["prediction"]) == record.digit
+        assert float(row["latency_ms"]) == record.latency_ms and row["model_version"] == "test"
+    assert by_id[ids[1]]["label"] == "8" and datetime.fromisoformat(by_id[ids[1]]["labelled_at"]).tzinfo
+    assert by_id[ids[0]]["label"] == "" and by_id[ids[0]]["labelled_at"] == ""
+    # Formula-looking cells become text; a spreadsheet shows them, it doesn't run them.
+    escaped = ["'=1+2.png", "'+1.png", "'-2.png", "'@SUM(A1).png", 'plain, "quoted".png']
+    assert [by_id[i]["filename"] for i in ids] == escaped
+
+
+def test_csv_export_keyset_paging_handles_identical_times(store: Store) -> None:
+    ids = [store.save(fake(seed=i), source="draw") for i in range(7)]
+    for record_id in ids:
+        set_created_at(store, record_id, BASE)  # every row the same instant: only id orders them
+    exported = [int(r["id"]) for r in csv.DictReader(io.StringIO("".join(store.export_csv(chunk_rows=3))))]
+    assert exported == ids[::-1]
+
+
+def test_csv_export_of_nothing_is_just_the_header(store: Store) -> None:
+    assert list(store.export_csv()) == [",".join(CSV_COLUMNS) + "\n"]
+
+
+# --- bad values -----------------------------------------------------------------------------------
+
+
+def closed_store() -> Store:
+    """A store whose database can't be reached: a ValueError from it proves no query was tried."""
+    return Store(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing")
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s: s.page(offset=-1), "offset"),
+        (lambda s: s.page(limit=0), "limit"),
+        (lambda s: s.page(limit=501), "limit"),
+        (lambda s: s.page(limit=10**9), "limit"),
+        (lambda s: s.page(offset=True), "offset"),
+        (lambda s: s.page(offset="5"), "offset"),
+        (lambda s: s.save(fake(), source="fax"), "source"),
+        (lambda s: s.save(fake(digit=3, confidence=1.5), source="draw"), "confidence"),
+        (lambda s: s.save(fake(confidence=float("nan")), source="draw"), "confidence"),
+        (lambda s: s.save(types.SimpleNamespace(**{**vars(fake()), "digit": 10}), source="draw"), "digit"),
+        (lambda s: s.save(types.SimpleNamespace(**{**vars(fake()), "digit": True}), source="draw"), "digit"),
+        (lambda s: s.save(types.SimpleNamespace(**{**vars(fake()), "probabilities": [0.1] * 9}), source="api"), "10"),
+        (
+            lambda s: s.save(
+                types.SimpleNamespace(**{**vars(fake()), "model_input": np.zeros((28, 27), np.uint8)}), source="api"
+            ),
+            "28x28",
+        ),
+        (
+            lambda s: s.save(
+                types.SimpleNamespace(**{**vars(fake()), "model_input": np.zeros((28, 28))}), source="api"
+            ),
+            "uint8",
+        ),
+        (lambda s: s.save(types.SimpleNamespace(digit=1), source="api"), "field"),
+        (lambda s: s.save(fake(), source="draw", original=b"GIF89a"), "PNG"),
+        (lambda s: s.save(fake(), source="draw", original=PNG + bytes(200_000)), "limit"),
+        (lambda s: s.save(fake(), source="draw", latency_ms=-1), "latency"),
+        (lambda s: s.save(fake(), source="draw", predicted_text="9" * 65), "predicted_text"),
+        (lambda s: s.set_label(1, 12), "label"),
+        (lambda s: s.get("1"), "id"),
+        (lambda s: s.export_csv(chunk_rows=0), "chunk_rows"),
+        (lambda s: Filters(digit=10), "digit"),
+        (lambda s: Filters(digit=-1), "digit"),
+        (lambda s: Filters(source="fax"), "source"),
+        (lambda s: Filters(labelled="yes"), "labelled"),
+        (lambda s: Filters(min_confidence=1.5), "min_confidence"),
+        (lambda s: Filters(max_confidence=-0.1), "max_confidence"),
+        (lambda s: Filters(since="2024-01-01"), "since"),
+    ],
+)
+def test_bad_values_are_rejected_before_the_database(call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call(closed_store())
+
+
+def test_filters_must_be_a_filters_object() -> None:
+    with pytest.raises(TypeError, match="Filters"):
+        closed_store().page(filters={"digit": 3})
+
+
+# --- hostile filenames ----------------------------------------------------------------------------
+
+HOSTILE = [
+    ("../../etc/passwd", "passwd"),
+    ("C:\\x\\y.png", "y.png"),
+    ("/abs/path/to/seven.png", "seven.png"),
+    ("a\x00b\x1f\x7fc.png", "abc.png"),
+    ("line\nbreak\r.png", "linebreak.png"),
+    ("\u202egnp.exe", "gnp.exe"),  # right-to-left override: would display as "exe.png"
+    ("..", None),
+    ("dir/", "dir"),
+    ("   ", None),
+    ("", None),
+    ("sieben-ß-七.png", "sieben-ß-七.png"),
+]
+
+
+@pytest.mark.parametrize(("name", "want"), HOSTILE)
+def test_sanitize_filename(name: str, want: str | None) -> None:
+    assert sanitize_filename(name) == want
+
+
+def test_hostile_filenames_are_stored_safely(store: Store) -> None:
+    long_name = "x" * 10_240
+    cases = [name for name, _ in HOSTILE] + ["<script>alert(1)</script>.png", long_name, "y" * 10_000 + ".png"]
+    for name in cases:
+        record = store.get(store.save(fake(), source="upload", filename=name))
+        assert record.filename == sanitize_filename(name)
+        if record.filename is not None:
+            assert len(record.filename) <= 255
+            assert not any(ch in record.filename for ch in "/\\\x00\n\r")
+    assert store.get(store.save(fake(), source="upload", filename=long_name)).filename == "x" * 255
+    kept_ext = store.get(store.save(fake(), source="upload", filename="y" * 10_000 + ".png")).filename
+    assert len(kept_ext) == 255 and kept_ext.endswith(".png")
+    script = store.get(store.save(fake(), source="upload", filename="<script>alert(1)</script>.png")).filename
+    assert script == "script>.png"  # base name only; escaping for HTML is the page's job
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+EVERY_CALL = {
+    "save": lambda s: s.save(fake(), source="draw"),
+    "get": lambda s: s.get(1),
+    "latest": lambda s: s.latest(),
+    "page": lambda s: s.page(filters=Filters(digit=3)),
+    "set_label": lambda s: s.set_label(1, 3),
+    "delete": lambda s: s.delete(1),
+    "stats": lambda s: s.stats(),
+    "export_csv": lambda s: list(s.export_csv()),
+    "migrate": lambda s: s.migrate(),
+}
+
+
+@pytest.mark.parametrize("name", EVERY_CALL)
+def test_closed_port_raises_store_unavailable_quickly(name: str) -> None:
+    store = Store(f"postgresql+psycopg2://postgres:hunter2@127.0.0.1:{free_port()}/history")
+    error, seconds = elapsed(lambda: EVERY_CALL[name](store))
+    assert isinstance(error, StoreUnavailable), error
+    assert seconds < 3.5
+    assert "hunter2" not in str(error) and "127.0.0.1" in str(error)
+    assert store.ping() is False
+
+
+def test_silent_server_times_out_within_the_limit() -> None:
+    """A host that accepts TCP but never answers (a hung server, a firewall black hole)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes handshakes; nobody ever reads
+        store = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{silent.getsockname()[1]}/history")
+        for call in (EVERY_CALL["save"], EVERY_CALL["page"]):
+            error, seconds = elapsed(lambda c=call: c(store))
+            assert isinstance(error, StoreUnavailable), error
+            assert seconds < 3.5
+
+
+def test_unusable_sqlite_path_raises_store_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    store = Store(f"sqlite:///{tmp_path / 'a-file' / 'history.sqlite3'}")
+    for name in ("save", "latest", "page", "stats"):
+        error, _ = elapsed(lambda n=name: EVERY_CALL[n](store))
+        assert isinstance(error, StoreUnavailable), error
+
+
+class TcpProxy:
+    """127.0.0.1:port -> target, so a test can take "the database" away and bring it back."""
+
+    def __init__(self, port: int, target: tuple[str, int]) -> None:
+        self.port, self.target = port, target
+        self.sockets: list[socket.socket] = []
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.running = True
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(16)
+        self.listener.settimeout(0.1)
+        self._spawn(self._accept)
+
+    def stop(self) -> None:
+        self.running = False
+        for s in [self.listener, *self.sockets]:
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.sockets, self.threads = [], []
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _accept(self) -> None:
+        while self.running:
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            self._spawn(self._pump, client, upstream)
+            self._spawn(self._pump, upstream, client)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+def test_same_store_recovers_when_the_database_comes_back(postgres_url: str) -> None:
+    real = make_url(postgres_url)
+    proxy = TcpProxy(free_port(), (real.host or "127.0.0.1", real.port or 5432))
+    proxy.start()
+    store = Store(real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    try:
+        store.migrate()
+        first = store.save(fake(seed=1), source="draw")
+
+        proxy.stop()  # the database "goes down" under a pool holding live connections
+        for call in (lambda: store.save(fake(seed=2), source="draw"), lambda: store.get(first), store.stats):
+            error, seconds = elapsed(call)
+            assert isinstance(error, StoreUnavailable), error
+            assert seconds < 3.5
+        assert store.ping() is False
+
+        proxy.start()  # same port, same Store object, no restart
+        second = store.save(fake(seed=3), source="draw")
+        assert store.get(first).id == first and store.latest().id == second
+        assert store.page().total == 2 and store.ping() is True
+
+        proxy.stop()  # a blip nobody noticed: the pool still holds connections that died meanwhile
+        proxy.start()
+        third = store.save(fake(seed=4), source="draw")  # pre-ping replaces them; this first call succeeds
+        assert store.latest().id == third
+    finally:
+        store.engine.dispose()
+        proxy.stop()
+
+
+def test_describe_never_shows_the_password(tmp_path: Path) -> None:
+    store = Store("postgresql+psycopg2://alice:hunter2@db.example.org:6543/history")
+    assert store.describe() == "PostgreSQL db.example.org:6543/history"
+    assert "hunter2" not in repr(store)
+    assert Store("postgresql+psycopg2://alice:pw@db/history").describe() == "PostgreSQL db:5432/history"
+    path = tmp_path / "h.sqlite3"
+    assert Store(f"sqlite:///{path}").describe() == f"SQLite {path}"
+
+
+def test_invalid_url_is_a_value_error_without_the_secret() -> None:
+    with pytest.raises(ValueError) as caught:
+        Store("not a url with hunter2")
+    assert "hunter2" not in str(caught.value)
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+
+def save_concurrently(store: Store, threads: int, each: int) -> tuple[list[int], list[BaseException]]:
+    ids: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def work(n: int) -> None:
+        start.wait()
+        try:
+            for i in range(each):
+                ids.append(store.save(fake(digit=(n + i) % 10, seed=i), source=SOURCES[n % len(SOURCES)]))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return ids, errors
+
+
+@pytest.mark.slow
+def test_eight_threads_save_exactly_2000_rows(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    store.migrate()
+    store.save(fake(), source="draw")  # an existing row, so "new rows" is a difference
+    ids, errors = save_concurrently(store, threads=8, each=250)
+    assert errors == []
+    assert len(ids) == 2000 and len(set(ids)) == 2000
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(PredictionRow)) == 2001
+    assert store.page().total == 2001 and store.stats().total == 2001
+    store.engine.dispose()
+
+
+def test_threads_share_one_store(store: Store) -> None:
+    ids, errors = save_concurrently(store, threads=4, each=25)
+    assert errors == [] and len(set(ids)) == 100 and store.page().total == 100
+
+
+# --- boundaries -----------------------------------------------------------------------------------
+
+
+def test_store_module_needs_neither_torch_nor_pickle() -> None:
+    source = (Path(__file__).resolve().parent.parent / "mnist" / "store.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+    assert not {m for m in imported if m.split(".")[0] in {"torch", "pickle", "streamlit"} or m == "mnist.predict"}
+
+
+def test_confidence_bounds_are_inclusive(store: Store) -> None:
+    ids = [store.save(fake(digit=1, confidence=c), source="draw") for c in (0.0, 0.5, 1.0)]
+    assert [r.id for r in store.page(filters=Filters(min_confidence=1.0)).items] == [ids[2]]
+    assert [r.id for r in store.page(filters=Filters(max_confidence=0.0)).items] == [ids[0]]
+    assert math.isclose(store.stats().mean_confidence, 0.5)

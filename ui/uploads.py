@@ -1,0 +1,167 @@
+"""Uploaded files -> predictions saved once per file, and the ways the Upload page shows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from ui import resources, views
+
+if TYPE_CHECKING:
+    from mnist.predict import Prediction
+
+# Files per forward pass. A batch this size takes well under a second, so the progress bar
+# moves at a readable pace while most uploads (a few files) still go through in one pass.
+BATCH = 32
+THUMB_SIDE = 96
+_STATE = "upload_rows"
+
+
+@dataclass(frozen=True)
+class Row:
+    """What became of one uploaded file."""
+
+    file_id: str
+    name: str
+    preview: bytes | None  # small PNG of the upload, None when it could not be decoded
+    prediction: Prediction | None
+    error: str | None  # why there is no prediction
+    record_id: int | None
+    warning: str | None  # why a prediction was not saved
+
+
+def problem(exc: Exception) -> str:
+    """An engine error -> a sentence for the person who uploaded the file."""
+    from mnist.errors import ImageTooLarge, NoDigitFound, UnsupportedImageType
+
+    if isinstance(exc, ImageTooLarge):
+        return f"Too large: {exc}"
+    if isinstance(exc, UnsupportedImageType):
+        return f"Not a supported image type: {exc}"
+    if isinstance(exc, NoDigitFound):
+        return "No digit found: the image looks blank."
+    return f"Not an image we can read: {exc}"
+
+
+def _preview(data: bytes) -> bytes | None:
+    from mnist.errors import InvalidImage
+    from mnist.preprocess import thumbnail_png
+
+    try:
+        return thumbnail_png(data, max_side=THUMB_SIDE)
+    except InvalidImage:
+        return None
+
+
+def _predict(files: list[Any], source: str) -> list[Row]:
+    """One forward pass per BATCH files; files over the size limit are refused before being read."""
+    from mnist.config import get_settings
+    from mnist.errors import ImageTooLarge
+    from mnist.service import predict_many_and_save
+
+    limit = get_settings().max_image_bytes
+    store = resources.get_store()
+    rows: list[Row] = []
+    bar = st.progress(0.0, text=f"Reading {len(files)} image(s)…")
+    for start in range(0, len(files), BATCH):
+        chunk = files[start : start + BATCH]
+        fits = [f for f in chunk if f.size <= limit]
+        names = [f.name if source == "upload" else None for f in fits]
+        datas = [f.getvalue() for f in fits]
+        outcomes = iter(predict_many_and_save(list(zip(names, datas, strict=True)), source=source, store=store))
+        for f in chunk:
+            if f.size > limit:
+                exc = ImageTooLarge(f"{f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB")
+                rows.append(Row(f.file_id, f.name, None, None, problem(exc), None, None))
+                continue
+            outcome = next(outcomes)
+            data = f.getvalue()
+            if isinstance(outcome, Exception):
+                rows.append(Row(f.file_id, f.name, _preview(data), None, problem(outcome), None, None))
+            else:
+                rows.append(
+                    Row(f.file_id, f.name, _preview(data), outcome.prediction, None, outcome.record_id, outcome.warning)
+                )
+        done = min(start + BATCH, len(files))
+        bar.progress(done / len(files), text=f"Read {done} of {len(files)} image(s)")
+    bar.empty()
+    if any(r.warning for r in rows):
+        resources.forget_database_status()
+    return rows
+
+
+def read(files: list[Any], *, source: str) -> list[Row]:
+    """Rows for these files in their order; only files not seen before are predicted and saved."""
+    seen: dict[str, Row] = st.session_state.setdefault(_STATE, {})
+    new = [f for f in files if f.file_id not in seen]
+    if new:
+        for row in _predict(new, source):
+            seen[row.file_id] = row
+    return [seen[f.file_id] for f in files]
+
+
+def status(row: Row) -> str:
+    """One line: saved, not saved and why, or what was wrong with the file."""
+    if row.error:
+        return row.error
+    if row.record_id is not None:
+        return f"Saved as #{row.record_id}"
+    return "Not saved: " + (row.warning or "history is off")
+
+
+def summary(rows: list[Row]) -> None:
+    """A line of counts and a warning when the history could not take the predictions."""
+    read_ok = sum(r.prediction is not None for r in rows)
+    saved = sum(r.record_id is not None for r in rows)
+    failed = len(rows) - read_ok
+    text = f"{len(rows)} file(s): {read_ok} read, {saved} saved to the history"
+    st.markdown(text + (f", **{failed} could not be read**." if failed else "."))
+    warning = next((r.warning for r in rows if r.warning), None)
+    if warning:
+        st.warning(warning, icon=":material/cloud_off:")
+
+
+def table(rows: list[Row]) -> None:
+    """All files at once: preview, model input, prediction, confidence, and any problem on its own row."""
+    frame = pd.DataFrame(
+        {
+            "preview": [views.data_url(r.preview) for r in rows],
+            "input": [views.input_thumbnail(r.prediction.model_input) if r.prediction else None for r in rows],
+            "file": [r.name for r in rows],
+            "digit": [r.prediction.digit if r.prediction else None for r in rows],
+            "confidence": [r.prediction.confidence if r.prediction else None for r in rows],
+            "status": [status(r) for r in rows],
+        }
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        row_height=64,
+        column_config={
+            "preview": st.column_config.ImageColumn("Image", width="small"),
+            "input": st.column_config.ImageColumn("Model input", width="small"),
+            "file": st.column_config.TextColumn("File"),
+            "digit": st.column_config.NumberColumn("Prediction", format="%d"),
+            "confidence": st.column_config.ProgressColumn("Confidence", format="percent", min_value=0, max_value=1),
+            "status": st.column_config.TextColumn("Status", width="large"),
+        },
+        key="upload_table",
+    )
+
+
+def details(row: Row) -> None:
+    """One file in full: its preview next to the prediction panel, or its problem."""
+    st.markdown(f"**{views.plain(row.name)}**")
+    if row.error:
+        st.error(row.error, icon=":material/broken_image:")
+        return
+    preview_col, result_col = st.columns([1, 2], gap="large")
+    with preview_col:
+        if row.preview:
+            st.image(row.preview, caption="Uploaded image")
+        st.caption(status(row))
+    with result_col:
+        views.prediction(row.prediction)  # type: ignore[arg-type]

@@ -1,0 +1,113 @@
+"""Pieces of page shared by Draw, Upload and History: a prediction, the model's input, safe text."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from ui import charts
+
+if TYPE_CHECKING:
+    from mnist.predict import Prediction
+
+LOW_CONFIDENCE = 0.6  # below this the page says the model is unsure instead of just showing a number
+GRID_COLOUR = (72, 72, 96)  # between the black background and white ink, visible on both
+
+# Every character Streamlit's Markdown gives a meaning to: CommonMark syntax, HTML tags,
+# :emoji:/:color[...]: directives and $LaTeX$.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def plain(text: object) -> str:
+    """User text (a filename, say) escaped so Markdown shows it literally and never as HTML."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def pixel_grid(model_input: np.ndarray, cell: int = 10) -> np.ndarray:
+    """28x28 uint8 -> RGB image with each pixel a cell x cell square and a grid line between cells."""
+    size = model_input.shape[0] * cell + 1
+    big = np.repeat(np.repeat(model_input, cell, axis=0), cell, axis=1)
+    rgb = np.empty((size, size, 3), dtype=np.uint8)
+    rgb[:-1, :-1] = big[..., None]
+    rgb[::cell, :] = GRID_COLOUR
+    rgb[:, ::cell] = GRID_COLOUR
+    return rgb
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An 8-bit array (grey or RGB) -> PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_url(png: bytes | None) -> str | None:
+    """PNG bytes -> a data: URL for an image column (None stays None)."""
+    if png is None:
+        return None
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def input_thumbnail(model_input: np.ndarray, scale: int = 3) -> str:
+    """The 28x28 input as a data: URL, upscaled without smoothing so pixels stay sharp in a table."""
+    big = np.repeat(np.repeat(np.asarray(model_input, dtype=np.uint8), scale, axis=0), scale, axis=1)
+    return data_url(png_bytes(big))  # type: ignore[return-value]
+
+
+def verdict(prediction: Prediction) -> None:
+    """Say plainly when the model is unsure."""
+    if prediction.confidence < LOW_CONFIDENCE:
+        st.warning(
+            f"Not sure: the best guess is **{prediction.digit}** at only {prediction.confidence:.0%}. "
+            "Try a larger, centred digit with a clear shape.",
+            icon=":material/help:",
+        )
+
+
+def big_digit(digit: int, confidence: float) -> None:
+    """The predicted digit, large, with its confidence underneath."""
+    # Only an int and a float reach this HTML, never user text.
+    st.markdown(
+        f'<div class="predicted-digit" aria-label="Predicted digit">{int(digit)}</div>'
+        f'<div class="predicted-confidence">{confidence:.1%} confident</div>',
+        unsafe_allow_html=True,
+    )
+
+
+def model_input(image: np.ndarray, *, caption: str = "What the model saw: 28×28 pixels") -> None:
+    """The 28x28 input enlarged with visible pixels."""
+    st.image(pixel_grid(np.asarray(image, dtype=np.uint8), cell=8), caption=caption)
+
+
+def prediction(result: Prediction, *, show_input: bool = True) -> None:
+    """Digit, confidence, the ten probabilities with the top three marked, and the model's input."""
+    if show_input:
+        digit_col, input_col = st.columns([1, 1], vertical_alignment="center")
+        with digit_col:
+            big_digit(result.digit, result.confidence)
+        with input_col:
+            model_input(result.model_input)
+    else:
+        big_digit(result.digit, result.confidence)
+    verdict(result)
+    st.altair_chart(charts.probabilities(result.probabilities), width="stretch")
+
+
+STYLE = """
+<style>
+.predicted-digit { font-size: 7rem; font-weight: 700; line-height: 1; text-align: center;
+                   color: var(--primary-color, #4f46e5); font-variant-numeric: tabular-nums; }
+.predicted-confidence { text-align: center; font-size: 1.1rem; opacity: .8; margin-top: .25rem; }
+</style>
+"""
+
+
+def page_style() -> None:
+    """The few CSS rules the shared pieces need (static text only)."""
+    st.html(STYLE)
