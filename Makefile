@@ -9,7 +9,7 @@ PORT ?= 8501
 TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 export TEST_DATABASE_URL
 
-.PHONY: run test lint format benchmark train evaluate browser clean
+.PHONY: run test lint format benchmark train evaluate browser clean nginx proxy
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
+# server.py is an st.App: the dashboard (app.py) and the JSON API (mnist/api.py) on one port.
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(PY) -m streamlit run server.py --server.address $(HOST) --server.port $(PORT)
 
 # Debian's Chromium for the browser tests (Playwright's own download can't work offline).
 browser:
@@ -31,7 +32,25 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "WARNING: could not install chromium (needs root and Debian's registry); browser tests will fail"; }
 
-test: $(VENV)/.dev browser
+# Debian's nginx for the scale-out test (tests/test_scaleout.py runs its own, on loopback, as a
+# plain process). The package may start a system nginx on port 80: stop it, nothing here uses it.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  echo "Installing Debian nginx for the scale-out test..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null \
+	   && { service nginx stop >/dev/null 2>&1 || true; }) \
+	  || echo "WARNING: could not install nginx (needs root and Debian's registry); the scale-out test will fail"; }
+
+# Bare-metal scale-out: nginx on PROXY_PORT in front of app processes already running at UPSTREAMS
+# (start each with `make run PORT=...`). Foreground; Ctrl-C stops it.
+UPSTREAMS ?= 127.0.0.1:8501 127.0.0.1:8502
+PROXY_PORT ?= 8080
+PROXY_DIR ?= /tmp/mnist-proxy
+proxy: nginx
+	$(PYTHON) deploy/render_nginx.py --listen $(HOST):$(PROXY_PORT) $(addprefix --upstream ,$(UPSTREAMS)) --prefix $(PROXY_DIR)
+	PATH="$$PATH:/usr/sbin" nginx -p $(PROXY_DIR) -c nginx.conf -e $(PROXY_DIR)/error.log -g 'daemon off;'
+
+test: $(VENV)/.dev browser nginx
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev

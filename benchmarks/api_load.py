@@ -209,14 +209,16 @@ def run_load(url: str, store: Store, clients: int, duration: float, warmup: floa
     print(f"database            {store.describe()}")
     print(f"requests            {ok + errors}  ok {ok}  errors {errors} {tally.errors or ''}")
     print(f"throughput          {ok / wall:.1f} requests/s")
-    print(f"latency             p50 {percentile(ms, 50):.1f} ms  p99 {percentile(ms, 99):.1f} ms  max {max(ms, default=0):.1f} ms")
+    p50, p99, worst = percentile(ms, 50), percentile(ms, 99), max(ms, default=0.0)
+    print(f"latency             p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {worst:.1f} ms")
     if ms:
         print(f"                    mean {statistics.fmean(ms):.1f} ms")
     print(f"saved responses     {tally.saved}")
     print(f"rows gained         {gained}  (lost: {tally.saved - gained})")
     if health:
         health_ms = [v * 1000 for v in health]
-        print(f"/_stcore/health     p50 {percentile(health_ms, 50):.1f} ms  p99 {percentile(health_ms, 99):.1f} ms during the load")
+        h50, h99 = percentile(health_ms, 50), percentile(health_ms, 99)
+        print(f"/_stcore/health     p50 {h50:.1f} ms  p99 {h99:.1f} ms during the load")
     return errors == 0 and gained == tally.saved == ok
 
 

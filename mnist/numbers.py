@@ -4,15 +4,17 @@ The reading shares preprocess's front end: `ink_map` settles alpha, polarity, li
 and every digit found goes through `to_model_input`, the same MNIST recipe a single digit gets.
 
 Segmentation is "over-segment, then let the classifier choose":
-  1. pieces    connected components of the binarised ink; specks dropped, tiny fragments glued to
-               their neighbour; components wide enough to hold two digits are cut along shortest
-               ink-avoiding paths at the most promising columns (candidate cuts, not decisions);
-  2. lattice   every run of consecutive pieces that could be one digit is a candidate segment:
-               a 5 with a floating bar or a 4 in two strokes is a run of two pieces, touching
-               digits are two runs on either side of a cut;
-  3. choice    all candidates are classified in one batch, and dynamic programming picks the
-               partition of the pieces that maximises classifier confidence plus simple shape
-               priors (a digit is about as tall as the line and not much wider than tall).
+  1. pieces      connected components of the stroke mask, ordered by x; specks dropped, tiny
+                 fragments glued to the stroke they break off from;
+  2. boundaries  where one digit may end and the next begin: the gap before each piece, and
+                 candidate cuts through pieces wide enough to hold touching digits (cheap
+                 top-to-bottom paths through the ink, upright or leaning);
+  3. choice      every stretch of ink between two boundaries that could be one digit is a
+                 candidate (a 5 with a floating bar spans two pieces, touching digits sit on
+                 either side of a cut); all are classified in one batch, and dynamic programming
+                 picks the chain of boundaries whose digits are most plausible: classifier
+                 confidence plus simple shape priors (a digit is about as tall as the line and
+                 not much wider than tall; a cut through much ink is unlikely between digits).
 The chosen digits then go through one more batched forward pass for the final reading.
 """
 
@@ -30,22 +32,30 @@ from mnist.preprocess import ImageInput, ink_map, ink_scale, label_components, l
 MAX_DIGITS = 12
 CORE = 0.3  # ink above this is stroke (the threshold preprocess labels components at)
 
-# Shapes below are in units of the line height H (the typical digit height).
-SPECK = 0.12  # a component whose long side is under this is a speck or a fragment, not a digit
+# Sizes below are in units of the line height H (the typical digit height).
+SPECK = 0.12  # a component whose long side is under this is a fragment or dust, not a digit
 GLUE = 0.15  # ... and a fragment this close to a bigger component is glued to it
-CUT_WIDTH = 0.5  # components wider than this may hold several touching digits
-CUT_STEP = 0.04  # spacing of the trial cut columns
-CUT_BAND = 0.25  # how far a cut may wander left or right of its column
-CUT_SPACING = 0.15  # keep at most one candidate cut per this width
-MAX_SEGMENT_WIDTH = 1.6  # no single digit is wider than this
-MAX_PIECES = 6  # pieces per candidate digit
+CUT_WIDTH = 0.35  # components wider than this may hold touching digits (two touching 1s)
+CUT_STEP = 0.04  # spacing of the trial cuts
+# Trial bands: (half width in H, lean in columns per row). The wide upright band finds the cheap way
+# through a gap; narrow leaning ones cut beside slanted 1s and along seams where strokes lie together.
+CUT_BANDS = ((0.12, 0.0), (0.05, 0.0), (0.05, 0.36), (0.05, -0.36), (0.05, 0.84), (0.05, -0.84))
+CUT_SPACING = 0.2  # candidate cuts closer than this ...
+CUT_MASS = 0.6  # ... must have at least a stroke this long between them
+MIN_SIDE = 0.5  # a cut must leave a stroke this long on both sides
+MAX_CUT_INK = 4.0  # a cut through more strokes than this (in stroke widths) splits a digit, not two
+NECK_DEPTH = 0.45  # erode up to this many stroke widths to break the bridges between touching digits
+CRUMB = 0.2  # an island a cut leaves, smaller than this fraction of its side, belongs to the other side
+MAX_DIGIT_WIDTH = 1.6  # no single digit is wider than this
+MAX_SPAN = 10  # boundaries a candidate digit may skip
 
 # Weights of the segment score (log classifier confidence + priors); tuned on the generator's TUNE split.
-PER_DIGIT = -0.5  # each extra digit must earn its place: resists over-cutting a 0 into two 1s
-SHORT = 6.0  # penalty per unit of height below 0.6 H (a loose bar alone is no digit)
-WIDE = 4.0  # penalty per unit of width beyond 1.0 H (two digits read as one)
-GAP = 8.0  # penalty per unit of blank column inside a segment (merging across a clear gap)
-CUT_INK = 0.8  # penalty per stroke width of ink a cut goes through
+PER_DIGIT = -0.5  # each digit must earn its place: resists reading one digit as two
+SHORT = 6.0  # penalty per H of height below 0.6 H (a loose bar alone is no digit)
+WIDE = 4.0  # penalty per H of width beyond 1.0 H (two digits read as one)
+GAP = 8.0  # penalty per H of blank columns inside a digit (merging across a clear gap)
+CUT_BONUS = 1.5  # reward for ending a digit at a cut that crosses no ink ...
+CUT_INK = 1.0  # ... less this per stroke width of ink the cut goes through
 
 
 @dataclass(frozen=True)
@@ -60,29 +70,38 @@ class NumberReading:
 
 @dataclass(frozen=True)
 class Piece:
-    """A piece of ink at ink-map resolution: a component or part of one, as a mask over its box."""
+    """A connected piece of ink (ink-map pixels), as a mask over its box."""
 
     x0: int
     y0: int
     x1: int
     y1: int
     mask: np.ndarray  # bool (y1 - y0, x1 - x0)
-    component: int  # the connected component it came from
-    area: int
-    cut_cost: float | None = None  # ink cost of the cut on its left, when a cut made it
 
     @property
-    def centre_x(self) -> float:
-        return (self.x0 + self.x1) / 2
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Where a digit may end: in the gap before piece `piece`, or along a cut through it."""
+
+    piece: int  # index into the pieces; len(pieces) is the end of the line
+    x: float  # where it runs, in ink-map columns (orders cuts within a piece)
+    left: np.ndarray | None = None  # for a cut: bool mask over the piece's box, the ink that goes left
+    cost: float = 0.0  # ink the cut crosses (or the seam it follows), in stroke widths
+    kind: str = "gap"  # "gap", "cut" (a path through the ink) or "neck" (a seam between regrown cores)
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A run of consecutive pieces taken as one digit."""
+    """The ink between two boundaries, as a candidate digit."""
 
-    start: int
+    start: int  # boundary indices
     stop: int
-    box: tuple[int, int, int, int]  # ink-map pixels
+    box: tuple[int, int, int, int]  # ink-map pixels, x1/y1 exclusive
+    blank: int  # columns inside the box with no ink (a clear gap a merge would bridge)
     model_input: np.ndarray
 
 
@@ -107,16 +126,17 @@ def read_number(image: ImageInput, predictor: Predictor | None = None) -> Number
 def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
     """Ink map -> the digits left to right (boxes in ink-map pixels), chosen as described in the module doc."""
     core = ink > CORE
-    pieces, height = find_pieces(ink, core)
+    pieces, height = find_pieces(core)
     if not pieces:
         raise NoDigitFound("no digit found: the image looks blank")
-    if len(pieces) > 4 * MAX_DIGITS:
+    if len(pieces) > 3 * MAX_DIGITS:
         raise TooManyDigits(f"found {len(pieces)} separate marks; a number can have at most {MAX_DIGITS} digits")
-    pieces, cut_costs = cut_wide_pieces(ink, core, pieces, height)
-    spans = candidate_spans(pieces, height)
-    segments = [make_segment(ink, core, pieces, a, b) for a, b in spans]
-    scored = predictor.classify([s.model_input for s in segments]) if len(spans) > 1 else []
-    chosen = best_partition(pieces, segments, scored, cut_costs, height)
+    bounds = boundaries(ink, pieces, height)
+    segments = candidate_segments(ink, core, pieces, bounds, height)
+    if len(bounds) == 2:  # one piece, no cuts: nothing to choose
+        return segments
+    scored = predictor.classify([s.model_input for s in segments])
+    chosen = best_chain(bounds, segments, scored, height)
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"found {len(chosen)} digits; a number can have at most {MAX_DIGITS}")
     return chosen
@@ -125,23 +145,20 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
 # --------------------------------------------------------------------------- pieces
 
 
-def find_pieces(ink: np.ndarray, core: np.ndarray) -> tuple[list[Piece], float]:
+def find_pieces(core: np.ndarray) -> tuple[list[Piece], float]:
     """Connected components of the stroke mask, specks dropped and fragments glued -> (pieces by x, line height)."""
     labels, count = label_components(core)
-    if count == 0:
-        return [], 0.0
     pieces = [p for p in _component_pieces(labels, count) if p.area >= 4]
     if not pieces:
         return [], 0.0
     height = line_height(pieces)
     big = [p for p in pieces if max(p.x1 - p.x0, p.y1 - p.y0) >= SPECK * height]
-    small = [p for p in pieces if max(p.x1 - p.x0, p.y1 - p.y0) < SPECK * height]
-    for frag in small:
-        # A fragment next to a stroke is part of it (a broken stroke, a dot of a 7's bar); alone, it's dust.
+    for frag in (p for p in pieces if max(p.x1 - p.x0, p.y1 - p.y0) < SPECK * height):
+        # A fragment next to a stroke is part of it (a broken stroke, the end of a bar); alone, it's dust.
         near = min(big, key=lambda p: _box_distance(p, frag), default=None)
         if near is not None and _box_distance(near, frag) <= GLUE * height:
-            big[big.index(near)] = _union(near, frag, near.component)
-    return sorted(big, key=lambda p: p.centre_x), height
+            big[big.index(near)] = _union(near, frag)
+    return sorted(big, key=lambda p: (p.x0 + p.x1) / 2), height
 
 
 def _component_pieces(labels: np.ndarray, count: int) -> list[Piece]:
@@ -150,24 +167,31 @@ def _component_pieces(labels: np.ndarray, count: int) -> list[Piece]:
     lab = labels[ys, xs]
     order = np.argsort(lab, kind="stable")
     ys, xs, lab = ys[order], xs[order], lab[order]
-    bounds = np.searchsorted(lab, np.arange(1, count + 2))
+    starts = np.searchsorted(lab, np.arange(1, count + 2))
     pieces = []
     for k in range(count):
-        y, x = ys[bounds[k] : bounds[k + 1]], xs[bounds[k] : bounds[k + 1]]
-        if y.size == 0:
-            continue
-        x0, y0, x1, y1 = int(x.min()), int(y.min()), int(x.max()) + 1, int(y.max()) + 1
-        mask = np.zeros((y1 - y0, x1 - x0), bool)
-        mask[y - y0, x - x0] = True
-        pieces.append(Piece(x0, y0, x1, y1, mask, k + 1, int(y.size)))
+        y, x = ys[starts[k] : starts[k + 1]], xs[starts[k] : starts[k + 1]]
+        if y.size:
+            x0, y0 = int(x.min()), int(y.min())
+            mask = np.zeros((int(y.max()) + 1 - y0, int(x.max()) + 1 - x0), bool)
+            mask[y - y0, x - x0] = True
+            pieces.append(Piece(x0, y0, x0 + mask.shape[1], y0 + mask.shape[0], mask))
     return pieces
 
 
 def line_height(pieces: list[Piece]) -> float:
-    """Typical digit height: the median height of the substantial components (specks and bars don't count)."""
-    biggest = max(p.area for p in pieces)
-    heights = [p.y1 - p.y0 for p in pieces if p.area >= 0.2 * biggest]
-    return float(np.median(heights))
+    """Typical digit height: a high percentile of the ink's vertical extent per column.
+
+    Columns, not components: touching digits make one component taller than any of its digits
+    (their vertical jitter adds up), while most columns through a digit span all of it.
+    """
+    extents = []
+    for p in pieces:
+        filled = p.mask.any(axis=0)
+        top = np.argmax(p.mask, axis=0)
+        bottom = p.mask.shape[0] - np.argmax(p.mask[::-1], axis=0)
+        extents.append((bottom - top)[filled])
+    return max(1.0, float(np.percentile(np.concatenate(extents), 90)))
 
 
 def _box_distance(a: Piece, b: Piece) -> float:
@@ -176,239 +200,341 @@ def _box_distance(a: Piece, b: Piece) -> float:
     return math.hypot(dx, dy)
 
 
-def _union(a: Piece, b: Piece, component: int) -> Piece:
-    """Two pieces as one (same mask semantics, bigger box)."""
+def _union(a: Piece, b: Piece) -> Piece:
+    """Two pieces as one (bigger box, both masks)."""
     x0, y0, x1, y1 = min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1), max(a.y1, b.y1)
     mask = np.zeros((y1 - y0, x1 - x0), bool)
     for p in (a, b):
         mask[p.y0 - y0 : p.y1 - y0, p.x0 - x0 : p.x1 - x0] |= p.mask
-    return Piece(x0, y0, x1, y1, mask, component, a.area + b.area)
+    return Piece(x0, y0, x1, y1, mask)
 
 
-# --------------------------------------------------------------------------- candidate cuts
+# --------------------------------------------------------------------------- boundaries and cuts
 
 
-def cut_wide_pieces(
-    ink: np.ndarray, core: np.ndarray, pieces: list[Piece], height: float
-) -> tuple[list[Piece], list[float]]:
-    """Split components that may hold touching digits at their candidate cuts.
+def boundaries(ink: np.ndarray, pieces: list[Piece], height: float) -> list[Boundary]:
+    """All places a digit may end, left to right: the gap before each piece, cuts through wide ones, the end."""
+    out = []
+    for k, piece in enumerate(pieces):
+        out.append(Boundary(k, float(piece.x0)))
+        if piece.x1 - piece.x0 > CUT_WIDTH * height:
+            local = ink[piece.y0 : piece.y1, piece.x0 : piece.x1] * piece.mask
+            for path, cost in zip(*candidate_cuts(local, height), strict=True):
+                out.append(Boundary(k, piece.x0 + float(path.mean()), left_of(piece.mask, path), cost, "cut"))
+            for x, left, cost in neck_splits(piece.mask, height):
+                out.append(Boundary(k, piece.x0 + x, left, cost, "neck"))
+    out.sort(key=lambda b: (b.piece, b.left is not None, b.x))
+    out.append(Boundary(len(pieces), float(max(p.x1 for p in pieces))))
+    return out
 
-    Returns the new pieces (by x) and, for each boundary between piece i and i+1, the cost of
-    keeping that boundary: 0 between separate components, the cut's ink cost inside one.
+
+def neck_splits(mask: np.ndarray, height: float) -> list[tuple[float, np.ndarray, float]]:
+    """Boundaries at the narrow necks where two digits touch: (x, ink going left, seam length in strokes).
+
+    Eroding the strokes a little breaks the thin bridge where two digits meet while each digit keeps
+    a core; every pixel then goes back to the core it is closest to along the ink. The seam between
+    two regrown neighbours follows the real contact, however the digits lean or overlap, which a
+    top-to-bottom cut cannot. Several depths, since bridges and strokes come in all widths.
     """
-    out: list[Piece] = []
-    for piece in pieces:
-        if piece.x1 - piece.x0 <= CUT_WIDTH * height:
-            out.append(piece)
+    stroke = stroke_width(mask.astype(np.float32))
+    out: list[tuple[float, np.ndarray, float]] = []
+    seen: list[np.ndarray] = []
+    eroded = mask
+    for step in range(1, max(2, round(NECK_DEPTH * stroke)) + 1):
+        eroded = _erode(eroded, cross=step % 2 == 1)
+        if step < 2:
             continue
-        local = ink[piece.y0 : piece.y1, piece.x0 : piece.x1] * piece.mask
-        paths, costs = candidate_cuts(local, height)
-        out.extend(_split(piece, paths, costs))
-    out.sort(key=lambda p: p.centre_x)
-    boundary = [0.0] * max(0, len(out) - 1)
-    for i in range(len(out) - 1):
-        a, b = out[i], out[i + 1]
-        if a.component == b.component and b.cut_cost is not None:
-            boundary[i] = b.cut_cost
-    return out, boundary
+        labels, count = label_components(eroded)
+        if count < 2:
+            continue
+        areas = np.bincount(labels.ravel())
+        cores = np.flatnonzero(areas >= 0.1 * stroke * height)
+        cores = cores[cores > 0]
+        if len(cores) < 2:
+            continue
+        regions = _regrow(mask, labels, cores)
+        order = sorted(range(len(cores)), key=lambda i: _centre_x(regions == i + 1))
+        left = np.zeros_like(mask)
+        for i in order[:-1]:
+            left = left | (regions == i + 1)
+            if any(np.count_nonzero(left ^ other) < 0.2 * stroke * height for other in seen):
+                continue
+            seen.append(left)
+            out.append((_seam_x(left, mask), left, _seam(left, mask & ~left) / stroke))
+    return out
+
+
+def _erode(mask: np.ndarray, cross: bool) -> np.ndarray:
+    """One step of binary erosion (a 4-neighbour cross or a 3x3 square, alternated to stay round)."""
+    p = np.pad(mask, 1)
+    h, w = mask.shape
+    out = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    if not cross:
+        out &= p[:-2, :-2] & p[:-2, 2:] & p[2:, :-2] & p[2:, 2:]
+    return out
+
+
+def _regrow(mask: np.ndarray, labels: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """Give every ink pixel the number (1..) of the core nearest to it along the ink (grown one ring at a time)."""
+    relabel = np.zeros(labels.max() + 1, np.int32)
+    relabel[cores] = np.arange(1, len(cores) + 1)
+    regions = relabel[labels]
+    h, w = mask.shape
+    while True:
+        p = np.pad(regions, 1)
+        grown = np.max([p[r : r + h, c : c + w] for r in range(3) for c in range(3)], axis=0)
+        fill = mask & (regions == 0) & (grown > 0)
+        if not fill.any():
+            return regions
+        regions = np.where(fill, grown, regions)
+
+
+def _centre_x(mask: np.ndarray) -> float:
+    return float(np.nonzero(mask)[1].mean()) if mask.any() else 0.0
+
+
+def _seam(left: np.ndarray, right: np.ndarray) -> int:
+    """Pixels of `left` touching `right` (8-neighbourhood): the length of the bridge between them."""
+    p = np.pad(right, 1)
+    h, w = left.shape
+    touching = np.any([p[r : r + h, c : c + w] for r in range(3) for c in range(3)], axis=0)
+    return int((left & touching).sum())
+
+
+def _seam_x(left: np.ndarray, mask: np.ndarray) -> float:
+    """Where a boundary runs: midway between the left part's mean right edge and the right part's left edge."""
+    right = mask & ~left
+    cols = np.arange(mask.shape[1])
+    last = np.where(left.any(axis=1), np.max(np.where(left, cols, -1), axis=1), np.nan)
+    first = np.where(right.any(axis=1), np.min(np.where(right, cols, mask.shape[1]), axis=1), np.nan)
+    values = np.concatenate([last[~np.isnan(last)], first[~np.isnan(first)]])
+    return float(values.mean()) if values.size else 0.0
 
 
 def candidate_cuts(local: np.ndarray, height: float) -> tuple[list[np.ndarray], list[float]]:
-    """Ink of one component -> the most promising cut paths (one column per row), with their ink cost.
+    """Ink of one piece -> the most promising cut paths (one column per row, left to right) and their ink cost.
 
-    A cut is a top-to-bottom path moving at most one column per row, so it can follow a slanted
-    gap between two leaning digits; its cost is the ink it crosses, in stroke widths. Trial cuts
-    start every CUT_STEP * H, and the local minima of their cost are kept (column-projection
-    minima, but along the best path instead of a straight column).
+    A cut is a top-to-bottom path moving at most one column per row within a band around a line,
+    upright or leaning, so it can follow the slanted gap between two leaning digits; its cost is the
+    ink it crosses, in stroke widths. Trial cuts start every CUT_STEP * H; of the many that slide
+    into the same gap only the cheapest is kept. They are candidates: the classifier decides.
     """
     h, w = local.shape
-    margin = max(2, round(0.12 * height))  # a cut this close to an end would leave a sliver
-    step = max(1, round(CUT_STEP * height))
-    columns = np.arange(margin, w - margin + 1, step)
+    margin = max(2, round(0.08 * height))  # a cut this close to an end would leave a sliver
+    columns = np.arange(margin, w - margin + 1, max(1, round(CUT_STEP * height)))
     if columns.size == 0:
         return [], []
-    band = max(2, round(CUT_BAND * height))
-    paths, raw = shortest_cuts(local, columns, band)
     stroke = stroke_width(local)
-    costs = raw / stroke
-    keep = _local_minima(costs, max(1, round(CUT_SPACING * height / step)))
+    found = [shortest_cuts(local, columns, max(1, round(band * height)), lean) for band, lean in CUT_BANDS]
+    paths = np.concatenate([p for p, _ in found])
+    costs = np.concatenate([c for _, c in found]) / stroke
+    where = paths.mean(axis=1)
+    # Two cuts are different only if they run apart, or if a whole stroke lies between them
+    # (both sides of a thin 1); the cheapest of each cluster is kept.
+    cum = np.concatenate([np.zeros((h, 1), np.float32), np.cumsum(local, axis=1)], axis=1)
+    rows = np.arange(h)
+    stroke_mass = CUT_MASS * height * stroke
+    left_mass = cum[rows[None, :], paths].sum(axis=1)
+    # A cut must leave a digit's worth of ink on both sides, not clip the end of a stroke.
+    useful = (costs <= MAX_CUT_INK) & (np.minimum(left_mass, cum[:, -1].sum() - left_mass) >= MIN_SIDE * height * stroke)
+    keep: list[int] = []
+    for i in np.argsort(costs, kind="stable"):
+        if not useful[i]:
+            continue
+        left_of_i = cum[rows, paths[i]]
+        if all(
+            abs(where[i] - where[j]) >= CUT_SPACING * height
+            or np.abs(left_of_i - cum[rows, paths[j]]).sum() >= stroke_mass
+            for j in keep
+        ):
+            keep.append(int(i))
+    keep.sort(key=lambda i: where[i])
     return [paths[i] for i in keep], [float(costs[i]) for i in keep]
 
 
-def shortest_cuts(local: np.ndarray, columns: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each start column, the cheapest top-to-bottom path within +-band of it; vectorised over columns.
+def shortest_cuts(
+    local: np.ndarray, columns: np.ndarray, band: int, lean: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each start column, the cheapest top-to-bottom path within +-band of a line through it.
 
-    -> (paths (K, h) absolute columns, costs (K,) in ink pixels).
+    The line leans `lean` columns per row (0 = upright). Vectorised over the columns;
+    -> (paths (K, h) local columns, costs (K,) in ink pixels).
     """
     h, w = local.shape
     offsets = np.arange(-band, band + 1)
-    cols = columns[:, None] + offsets[None, :]  # (K, B) absolute columns of each band
-    valid = (cols >= 0) & (cols < w)
-    safe = np.clip(cols, 0, w - 1)
-    # Cost of a pixel: its ink, plus a tiny bias towards the band's centre so ties stay near the start column.
-    bias = 0.002 * np.abs(offsets)[None, :]
-    inf = np.float32(1e9)
-    acc = np.where(valid, local[0][safe] + bias, inf)
+    shift = np.round(lean * (np.arange(h) - (h - 1) / 2)).astype(np.int64)
+    cols = columns[:, None] + offsets[None, :]  # (K, B) band columns at the middle row
+    k_idx, b_idx = np.arange(len(cols))[:, None], np.arange(cols.shape[1])[None, :]
+    bias = 0.002 * np.abs(offsets)[None, :]  # ties stay near the line
+    off_image = np.float32(1e9)
+
+    def row_cost(r: int) -> np.ndarray:
+        at = cols + shift[r]
+        return np.where((at >= 0) & (at < w), local[r][np.clip(at, 0, w - 1)] + bias, off_image)
+
+    acc = row_cost(0)
     back = np.zeros((h, *cols.shape), np.int8)
+    beyond = np.full((len(cols), 1), np.float32(1e30))  # outside the band: never taken
     for r in range(1, h):
-        row = np.where(valid, local[r][safe] + bias, inf)
-        left = np.concatenate([np.full((len(cols), 1), inf), acc[:, :-1]], axis=1) + 0.01
-        right = np.concatenate([acc[:, 1:], np.full((len(cols), 1), inf)], axis=1) + 0.01
+        left = np.concatenate([beyond, acc[:, :-1]], axis=1) + 0.01
+        right = np.concatenate([acc[:, 1:], beyond], axis=1) + 0.01
         stacked = np.stack([left, acc, right])
         choice = stacked.argmin(axis=0)
-        acc = stacked[choice, np.arange(len(cols))[:, None], np.arange(cols.shape[1])[None, :]] + row
-        back[r] = choice - 1  # -1: came from the left neighbour, 0: straight, +1: from the right
-    end = acc.argmin(axis=1)
-    costs = acc[np.arange(len(cols)), end]
+        acc = stacked[choice, k_idx, b_idx] + row_cost(r)
+        back[r] = choice - 1  # -1: came from the left neighbour, 0: straight down, +1: from the right
     idx = np.empty((len(cols), h), np.int64)
-    idx[:, -1] = end
+    idx[:, -1] = acc.argmin(axis=1)
+    costs = acc[np.arange(len(cols)), idx[:, -1]]
     for r in range(h - 1, 0, -1):
         idx[:, r - 1] = idx[:, r] + back[r, np.arange(len(cols)), idx[:, r]]
-    paths = np.take_along_axis(cols, idx, axis=1)
-    return paths, costs.astype(np.float64)
+    paths = np.take_along_axis(cols, idx, axis=1) + shift[None, :]
+    return np.clip(paths, 0, w), costs.astype(np.float64)
+
+
+def left_of(mask: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """The ink a cut sends left: left of the path, plus the islands it cuts off on the right.
+
+    A neighbour's stroke often reaches past the cut (a 2's tail under the next digit); the part
+    beyond the path is then an island, still the 2's, and goes back with it. Islands smaller than
+    CRUMB of their side's largest part swap sides in both directions.
+    """
+    left = mask & (np.arange(mask.shape[1])[None, :] < path[:, None])
+    right = mask & ~left
+    return (left & ~_crumbs(left)) | _crumbs(right)
+
+
+def _crumbs(mask: np.ndarray) -> np.ndarray:
+    """The small islands of a mask: parts under CRUMB of its largest part."""
+    labels, count = label_components(mask)
+    if count < 2:
+        return np.zeros_like(mask)
+    areas = np.bincount(labels.ravel())
+    areas[0] = 0
+    small = areas < CRUMB * areas.max()
+    small[0] = False
+    return small[labels]
 
 
 def stroke_width(local: np.ndarray) -> float:
     """Typical stroke width in pixels: 2 * area / perimeter of the stroke mask."""
     mask = local > CORE
-    area = int(mask.sum())
     p = np.pad(mask, 1)
     inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return max(1.0, 2.0 * area / max(1, int((mask & ~inner).sum())))
+    return max(1.0, 2.0 * int(mask.sum()) / max(1, int((mask & ~inner).sum())))
 
 
-def _local_minima(costs: np.ndarray, radius: int) -> list[int]:
-    """Indices of costs that are the minimum within +-radius (first of a plateau), left to right."""
-    keep = []
-    for i, c in enumerate(costs):
-        window = costs[max(0, i - radius) : i + radius + 1]
-        if c <= window.min() and not (keep and i - keep[-1] <= radius and costs[keep[-1]] == c):
-            keep.append(i)
-    return keep
+# --------------------------------------------------------------------------- candidate digits
 
 
-def _split(piece: Piece, paths: list[np.ndarray], costs: list[float]) -> list[Piece]:
-    """Cut a piece along paths (sorted left to right, made non-crossing) into sub-pieces."""
-    if not paths:
-        return [piece]
-    h, w = piece.mask.shape
-    stacked = np.maximum.accumulate(np.stack(paths), axis=0)  # a later cut never crosses an earlier one
-    cols = np.arange(w)[None, :]
-    parts, lefts = [], np.zeros(h, np.int64)
-    bounds = [*list(stacked), np.full(h, w)]
-    for k, right in enumerate(bounds):
-        region = (cols >= lefts[:, None]) & (cols < right[:, None])
-        mask = piece.mask & region
-        lefts = right
-        if not mask.any():
-            continue
-        rows, cs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cs[0]), int(cs[-1]) + 1
-        x0, y0, x1, y1 = piece.x0 + x0, piece.y0 + y0, piece.x0 + x1, piece.y0 + y1
-        cost = costs[k - 1] if k > 0 and parts else None
-        parts.append(Piece(x0, y0, x1, y1, mask[y0 - piece.y0 : y1 - piece.y0, x0 - piece.x0 : x1 - piece.x0], piece.component, int(mask.sum()), cost))
-    return parts
-
-
-# --------------------------------------------------------------------------- the lattice
-
-
-def candidate_spans(pieces: list[Piece], height: float) -> list[tuple[int, int]]:
-    """Runs of consecutive pieces [start, stop) narrow enough to be one digit (every single piece counts)."""
-    spans = []
-    for a in range(len(pieces)):
-        x0, x1 = pieces[a].x0, pieces[a].x1
-        spans.append((a, a + 1))
-        for b in range(a + 2, min(len(pieces), a + MAX_PIECES) + 1):
-            x0, x1 = min(x0, pieces[b - 1].x0), max(x1, pieces[b - 1].x1)
-            if x1 - x0 > MAX_SEGMENT_WIDTH * height:
-                break
-            spans.append((a, b))
-    return spans
-
-
-def make_segment(ink: np.ndarray, core: np.ndarray, pieces: list[Piece], start: int, stop: int) -> Segment:
-    """Pieces [start, stop) -> their ink alone (neighbours masked out) in MNIST form."""
-    run = pieces[start:stop]
-    x0, y0 = min(p.x0 for p in run), min(p.y0 for p in run)
-    x1, y1 = max(p.x1 for p in run), max(p.y1 for p in run)
-    mine = np.zeros((y1 - y0, x1 - x0), bool)
-    for p in run:
-        mine[p.y0 - y0 : p.y1 - y0, p.x0 - x0 : p.x1 - x0] |= p.mask
-    # Keep the faint anti-aliased rim around our strokes, but never another piece's strokes.
-    pad = 1
-    Y0, X0 = max(0, y0 - pad), max(0, x0 - pad)
-    Y1, X1 = min(ink.shape[0], y1 + pad), min(ink.shape[1], x1 + pad)
-    grown = np.zeros((Y1 - Y0, X1 - X0), bool)
-    grown[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = mine
-    grown = _dilate(grown)
-    region = ink[Y0:Y1, X0:X1]
-    keep = grown & (~core[Y0:Y1, X0:X1] | np.pad(mine, ((y0 - Y0, Y1 - y1), (x0 - X0, X1 - x1))))
-    alone = np.where(keep, region, 0).astype(np.float32)
-    return Segment(start, stop, (x0, y0, x1, y1), to_model_input(alone))
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    """3x3 binary dilation."""
-    p = np.pad(mask, 1)
-    h, w = mask.shape
-    return np.logical_or.reduce([p[i : i + h, j : j + w] for i in range(3) for j in range(3)])
-
-
-def best_partition(
-    pieces: list[Piece],
-    segments: list[Segment],
-    scored: list[Prediction],
-    cut_costs: list[float],
-    height: float,
+def candidate_segments(
+    ink: np.ndarray, core: np.ndarray, pieces: list[Piece], bounds: list[Boundary], height: float
 ) -> list[Segment]:
-    """Dynamic programming over the lattice: the partition of the pieces with the best total score."""
-    n = len(pieces)
-    if len(segments) == 1:
-        return segments
-    by_stop: dict[int, list[tuple[Segment, float]]] = {}
-    for seg, pred in zip(segments, scored, strict=True):
-        by_stop.setdefault(seg.stop, []).append((seg, segment_score(pieces, seg, pred, height)))
-    best = [-math.inf] * (n + 1)
-    came: list[Segment | None] = [None] * (n + 1)
+    """Every stretch between two boundaries narrow enough to be one digit, in MNIST form."""
+    segments = []
+    for i, a in enumerate(bounds[:-1]):
+        for j in range(i + 1, min(len(bounds), i + 1 + MAX_SPAN)):
+            # Consecutive boundaries always make a candidate, so every chain can reach the end.
+            segment = make_segment(ink, core, pieces, bounds, i, j, None if j == i + 1 else MAX_DIGIT_WIDTH * height)
+            if segment is not None:
+                segments.append(segment)
+    return segments
+
+
+def make_segment(
+    ink: np.ndarray,
+    core: np.ndarray,
+    pieces: list[Piece],
+    bounds: list[Boundary],
+    i: int,
+    j: int,
+    max_width: float | None = None,
+) -> Segment | None:
+    """The ink right of boundary i and left of boundary j, alone (neighbours masked out); None if empty or too wide."""
+    a, b = bounds[i], bounds[j]
+    parts = []
+    for k in range(a.piece, min(b.piece, len(pieces) - 1) + 1):
+        piece = pieces[k]
+        if k == b.piece and b.left is None:
+            break  # the gap before piece k: nothing of it is ours
+        mask = piece.mask
+        if k == a.piece and a.left is not None:
+            mask = mask & ~a.left
+        if k == b.piece and b.left is not None:
+            mask = mask & b.left
+        if mask.any():
+            parts.append((piece, mask))
+    if not parts or sum(int(m.sum()) for _, m in parts) < 4:
+        return None
+    x0, y0 = min(p.x0 for p, _ in parts), min(p.y0 for p, _ in parts)
+    mine = np.zeros((max(p.y1 for p, _ in parts) - y0, max(p.x1 for p, _ in parts) - x0), bool)
+    for p, m in parts:
+        mine[p.y0 - y0 : p.y1 - y0, p.x0 - x0 : p.x1 - x0] |= m
+    rows, cols_any = np.flatnonzero(mine.any(axis=1)), mine.any(axis=0)
+    cs = np.flatnonzero(cols_any)
+    mine = mine[rows[0] : rows[-1] + 1, cs[0] : cs[-1] + 1]
+    x0, y0 = x0 + int(cs[0]), y0 + int(rows[0])
+    box = (x0, y0, x0 + mine.shape[1], y0 + mine.shape[0])
+    if max_width is not None and mine.shape[1] > max_width:
+        return None
+    blank = int((~cols_any[cs[0] : cs[-1] + 1]).sum())
+    return Segment(i, j, box, blank, to_model_input(_alone(ink, core, mine, box)))
+
+
+def _alone(ink: np.ndarray, core: np.ndarray, mine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Ink of our strokes plus their faint anti-aliased rim (1 px), never another digit's strokes."""
+    x0, y0, x1, y1 = box
+    h, w = ink.shape
+    X0, Y0, X1, Y1 = max(0, x0 - 1), max(0, y0 - 1), min(w, x1 + 1), min(h, y1 + 1)
+    ours = np.zeros((Y1 - Y0, X1 - X0), bool)
+    ours[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = mine
+    p = np.pad(ours, 1)
+    grown = np.logical_or.reduce([p[r : r + ours.shape[0], c : c + ours.shape[1]] for r in range(3) for c in range(3)])
+    keep = ours | (grown & ~core[Y0:Y1, X0:X1])
+    return np.where(keep, ink[Y0:Y1, X0:X1], 0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the choice
+
+
+def best_chain(
+    bounds: list[Boundary], segments: list[Segment], scored: list[Prediction], height: float
+) -> list[Segment]:
+    """Dynamic programming: the chain of boundaries from the start to the end with the best total score."""
+    best = [-math.inf] * len(bounds)
+    came: list[Segment | None] = [None] * len(bounds)
     best[0] = 0.0
-    for stop in range(1, n + 1):
-        for seg, score in by_stop.get(stop, []):
-            # Keeping a cut as a digit boundary costs the ink it goes through.
-            total = best[seg.start] + score - (CUT_INK * cut_costs[seg.start - 1] if seg.start > 0 else 0.0)
-            if total > best[stop]:
-                best[stop], came[stop] = total, seg
-    chosen, at = [], n
+    for segment, prediction in sorted(zip(segments, scored, strict=True), key=lambda sp: sp[0].stop):
+        if best[segment.start] == -math.inf:
+            continue
+        total = best[segment.start] + segment_score(segment, prediction, height)
+        if segment.stop < len(bounds) - 1:
+            total += cut_score(bounds[segment.stop])
+        if total > best[segment.stop]:
+            best[segment.stop], came[segment.stop] = total, segment
+    chosen, at = [], len(bounds) - 1
     while at > 0:
-        seg = came[at]
-        assert seg is not None  # every single piece is a span, so every prefix is reachable
-        chosen.append(seg)
-        at = seg.start
+        segment = came[at]
+        if segment is None:  # cannot happen: consecutive boundaries always hold ink between them
+            raise NoDigitFound("no digit found: could not segment the ink")
+        chosen.append(segment)
+        at = segment.start
     return chosen[::-1]
 
 
-def segment_score(pieces: list[Piece], seg: Segment, pred: Prediction, height: float) -> float:
-    """How plausible it is that this run of pieces is one digit: log confidence plus shape priors."""
-    x0, y0, x1, y1 = seg.box
+def cut_score(boundary: Boundary) -> float:
+    """Ending a digit at a cut: a cut through little ink is evidence of two digits, through much, of one."""
+    return 0.0 if boundary.left is None else CUT_BONUS - CUT_INK * boundary.cost
+
+
+def segment_score(segment: Segment, prediction: Prediction, height: float) -> float:
+    """How plausible it is that this stretch of ink is one digit: log confidence plus shape priors."""
+    x0, y0, x1, y1 = segment.box
     h, w = (y1 - y0) / height, (x1 - x0) / height
-    score = math.log(max(pred.confidence, 1e-6)) + PER_DIGIT
+    score = math.log(max(prediction.confidence, 1e-6)) + PER_DIGIT
     score -= SHORT * max(0.0, 0.6 - h)
     score -= WIDE * max(0.0, w - 1.0)
-    score -= GAP * blank_columns(pieces[seg.start : seg.stop]) / height
+    score -= GAP * segment.blank / height
     return score
-
-
-def blank_columns(run: list[Piece]) -> int:
-    """Columns inside the run's extent that no piece covers: the clear gaps a merge would bridge."""
-    spans = sorted((p.x0, p.x1) for p in run)
-    blank, reach = 0, spans[0][1]
-    for a, b in spans[1:]:
-        blank += max(0, a - reach)
-        reach = max(reach, b)
-    return blank
-
-
-# --------------------------------------------------------------------------- boxes
 
 
 def to_input_box(box: tuple[int, int, int, int], scale: float, size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from ui import resources, views
 
+if TYPE_CHECKING:
+    from mnist.predict import Prediction
+
 CANVAS_SIDE = 320  # px; MNIST digits are drawn to fill about 70% of this
+DEFAULT_STROKE = 22  # px at 320: after scaling to 28 px, about the 2-3 px pen of the MNIST originals
 EMPTY = "Draw a digit in the black square; the prediction appears as soon as you lift the mouse."
 
 
-def live_prediction(png: bytes):
-    """Predict the drawing once per distinct image (a rerun for any other reason reuses it)."""
+def live_prediction(png: bytes) -> tuple[str, Prediction, float]:
+    """(digest, prediction, ms) for the drawing, computed once per distinct image and reused on other reruns."""
     from mnist.predict import predict
 
     digest = hashlib.sha256(png).hexdigest()
@@ -29,7 +34,7 @@ def live_prediction(png: bytes):
     return cached
 
 
-def save(png: bytes, digest: str, prediction, latency_ms: float) -> None:
+def save(png: bytes, digest: str, prediction: Prediction, latency_ms: float) -> None:
     """Store the drawing (nothing is written while drawing, only here)."""
     from mnist.service import save_prediction
 
@@ -39,7 +44,7 @@ def save(png: bytes, digest: str, prediction, latency_ms: float) -> None:
         st.session_state["draw_saved"] = {"digest": digest, "id": outcome.record_id, "label": None}
     else:
         resources.forget_database_status()
-        st.session_state["draw_save_error"] = outcome.warning or "History is off: DATABASE_URL is not a valid URL."
+        st.session_state["draw_save_error"] = outcome.warning or "Not saved: DATABASE_URL is not a valid URL."
 
 
 def set_label(record_id: int, label: int | None) -> None:
@@ -47,9 +52,12 @@ def set_label(record_id: int, label: int | None) -> None:
     from mnist.errors import RecordNotFound, StoreUnavailable
 
     store = resources.get_store()
+    if store is None:
+        st.session_state["draw_save_error"] = "History is off: DATABASE_URL is not a valid URL."
+        return
     try:
         store.set_label(record_id, label)
-    except (StoreUnavailable, RecordNotFound, AttributeError) as exc:
+    except (StoreUnavailable, RecordNotFound) as exc:
         st.session_state["draw_save_error"] = f"Could not store the label: {exc}"
         return
     st.session_state["draw_saved"]["label"] = label
@@ -69,8 +77,7 @@ def feedback(saved: dict, predicted: int) -> None:
         st.success(f"{verb}: saved as #{record_id} with true digit **{saved['label']}**.", icon=":material/check:")
         return
     st.success(f"Saved to the history as #{record_id}. Was this right?", icon=":material/check:")
-    yes, no = st.columns([1, 3], vertical_alignment="bottom")
-    yes.button(
+    st.button(
         f"Yes, it's a {predicted}",
         key=f"confirm_{record_id}",
         icon=":material/thumb_up:",
@@ -78,8 +85,8 @@ def feedback(saved: dict, predicted: int) -> None:
         args=(record_id, predicted),
     )
     key = f"truth_{record_id}"
-    no.pills(
-        "No, it was", [d for d in range(10) if d != predicted], key=key, on_change=choose_truth, args=(record_id, key)
+    st.pills(
+        "No, it was a", [d for d in range(10) if d != predicted], key=key, on_change=choose_truth, args=(record_id, key)
     )
 
 
@@ -88,9 +95,8 @@ def drawing() -> None:
     """Canvas and prediction rerun alone on each stroke, without the rest of the app."""
     left, right = st.columns([1, 1], gap="large")
     with left:
-        stroke = st.slider("Stroke width", min_value=8, max_value=40, value=22, step=1, key="stroke_width")
         result = st_canvas(
-            stroke_width=stroke,
+            stroke_width=st.session_state.get("stroke_width", DEFAULT_STROKE),
             stroke_color="#FFFFFF",
             background_color="#000000",
             width=CANVAS_SIDE,
@@ -99,7 +105,8 @@ def drawing() -> None:
             return_image_data=True,
             key="canvas",
         )
-        st.caption("Undo, redo and clear: the toolbar under the canvas.")
+        st.caption("Point at the canvas for its toolbar: undo, redo, and the bin clears it.")
+        st.slider("Stroke width", min_value=8, max_value=40, value=DEFAULT_STROKE, step=1, key="stroke_width")
 
     with right:
         png = result.image_bytes
@@ -136,9 +143,9 @@ def drawing() -> None:
                 args=(png, digest, prediction, latency_ms),
             )
         if error:
-            st.warning(f"Not saved. {error}", icon=":material/cloud_off:")
+            st.warning(error, icon=":material/cloud_off:")
 
 
-views.page_style()
+views.page_start()
 st.title("Draw a digit")
 drawing()

@@ -10,9 +10,10 @@ import math
 import streamlit as st
 
 from mnist.errors import StoreUnavailable
+from mnist.store import Filters
 from ui import history, resources, views
 
-views.page_style()
+views.page_start()
 st.title("History")
 
 store = resources.get_store()
@@ -41,28 +42,32 @@ else:
         resources.forget_database_status()
         st.warning(f"Could not read the history: {views.plain(exc)}", icon=":material/cloud_off:")
     else:
-        count_col, csv_col = st.columns([3, 1], vertical_alignment="center")
         first = (requested - 1) * history.PAGE_SIZE
-        count_col.markdown(
+        st.markdown(
             f"**{page.total:,}** matching row(s)"
             + (f" · showing {first + 1:,}–{first + len(page.items):,}" if page.items else "")
         )
-        csv_col.download_button(
-            "Download CSV",
-            data=lambda: history.csv_text(store, chosen),
-            file_name="predictions.csv",
-            mime="text/csv",
-            icon=":material/download:",
-            on_click="ignore",
-            disabled=not page.total,
-            key="download_csv",
-        )
         if not page.items:
-            st.info("Nothing here yet. Draw or upload a digit and it will appear in this list.", icon=":material/inbox:")
+            if page.total == 0 and chosen == Filters():
+                st.info("Nothing here yet. Draw or upload a digit and it will appear here.", icon=":material/inbox:")
+            else:
+                st.info("No rows match these filters.", icon=":material/filter_list_off:")
         else:
             version = st.session_state.get("history_version", 0)
             selected = history.table(page.items, key=f"history_table_{hash((chosen, requested, version))}")
-            st.pagination(pages, key="history_page")
+            pager_col, csv_col = st.columns([3, 1], vertical_alignment="center")
+            with pager_col:
+                st.pagination(pages, key="history_page")
+            csv_col.download_button(
+                "Download CSV",
+                data=lambda: history.csv_text(store, chosen),
+                file_name="predictions.csv",
+                mime="text/csv",
+                icon=":material/download:",
+                on_click="ignore",
+                key="download_csv",
+                width="stretch",
+            )
             if selected is None:
                 st.caption("Select a row (the box at its left) to relabel or delete it.")
             else:

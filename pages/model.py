@@ -11,6 +11,7 @@ from mnist.errors import StoreUnavailable
 from ui import charts, resources, views
 
 MAX_MISTAKES_SHOWN = 60
+GRID_COLUMNS = 10
 
 
 @st.cache_resource(show_spinner="Reading the MNIST test set and finding the digits the model gets wrong…")
@@ -41,28 +42,6 @@ def card_section(card: dict) -> None:
     minutes = training.get("seconds", 0) / 60
     cols[3].metric("Training time", f"{minutes:.0f} min", border=True)
 
-    about, arch = st.columns([1, 1], gap="large")
-    with about:
-        st.markdown(
-            "\n".join(
-                [
-                    f"- **Version** {views.plain(card.get('model_version', '?'))}",
-                    f"- **Trained on** {views.plain(training.get('data', '?'))}",
-                    f"- **Images** {training.get('train_images', 0):,} training, "
-                    f"{training.get('validation_images', 0):,} validation",
-                    f"- **Schedule** {training.get('epochs', '?')} epochs, batch {training.get('batch_size', '?')}, "
-                    f"{views.plain(training.get('optimizer', '?'))}",
-                    f"- **Augmentation** {views.plain(training.get('augmentation', '?'))}",
-                    f"- **Input** {views.plain(card.get('input', '?'))}",
-                    f"- **Trained** {views.plain(training.get('trained_at', '?'))} on "
-                    f"{views.plain(training.get('machine', '?'))}",
-                ]
-            )
-        )
-    with arch:
-        st.caption("Architecture")
-        st.code(card.get("architecture", "?"), language=None)
-
     left, right = st.columns(2, gap="large")
     if test.get("per_class_accuracy"):
         left.altair_chart(charts.per_class_accuracy(test["per_class_accuracy"]), width="stretch")
@@ -70,6 +49,25 @@ def card_section(card: dict) -> None:
         left.altair_chart(charts.training_curve(training["history"]), width="stretch")
     if test.get("confusion_matrix"):
         right.altair_chart(charts.confusion(test["confusion_matrix"], title="MNIST test set"), width="stretch")
+
+    st.markdown(
+        "\n".join(
+            [
+                f"- **Version** {views.plain(card.get('model_version', '?'))}",
+                f"- **Trained on** {views.plain(training.get('data', '?'))}: "
+                f"{training.get('train_images', 0):,} training and {training.get('validation_images', 0):,} "
+                "validation images",
+                f"- **Schedule** {training.get('epochs', '?')} epochs, batch {training.get('batch_size', '?')}, "
+                f"{views.plain(training.get('optimizer', '?'))}",
+                f"- **Augmentation** {views.plain(training.get('augmentation', '?'))}",
+                f"- **Input** {views.plain(card.get('input', '?'))}",
+                f"- **Trained** {views.plain(training.get('trained_at', '?'))} on "
+                f"{views.plain(training.get('machine', '?'))}",
+            ]
+        )
+    )
+    with st.expander("Architecture", icon=":material/account_tree:"):
+        st.code(card.get("architecture", "?"), language=None)
 
 
 def mistakes_section() -> None:
@@ -84,12 +82,13 @@ def mistakes_section() -> None:
     except (OSError, ValueError) as exc:
         st.warning(f"Could not read the MNIST test set in MNIST_DATA_DIR: {views.plain(exc)}")
         return
-    st.caption(f"{len(wrong)} of {count:,} test images are misread; the first {min(len(wrong), MAX_MISTAKES_SHOWN)}:")
-    shown = wrong[:MAX_MISTAKES_SHOWN]
-    st.image(
-        [views.pixel_grid(image, cell=3) for image, _, _ in shown],
-        caption=[f"true {true} → read {predicted}" for _, true, predicted in shown],
-    )
+    shown = min(len(wrong), MAX_MISTAKES_SHOWN)
+    st.caption(f"{len(wrong)} of {count:,} test images are misread; the first {shown}, each with its true digit:")
+    columns = st.columns(GRID_COLUMNS)
+    for i, (image, true, predicted) in enumerate(wrong[:MAX_MISTAKES_SHOWN]):
+        columns[i % GRID_COLUMNS].image(
+            views.pixel_grid(image, cell=3, grid=False), caption=f"{true}, read as {predicted}"
+        )
 
 
 def history_section() -> None:
@@ -105,7 +104,7 @@ def history_section() -> None:
         st.warning(f"Could not read the history: {views.plain(exc)}")
         return
     if not stats.labelled:
-        st.info("No labelled rows yet. After saving a drawing, answer \"Was this right?\" to build this up.")
+        st.info('No labelled rows yet. After saving a drawing, answer "Was this right?" to build this up.')
         return
     cols = st.columns([1, 2], gap="large")
     cols[0].metric("Accuracy on labelled rows", f"{stats.accuracy:.1%}", border=True)
@@ -113,7 +112,7 @@ def history_section() -> None:
     cols[1].altair_chart(charts.confusion(stats.confusion, title="Labelled history rows"), width="stretch")
 
 
-views.page_style()
+views.page_start()
 st.title("The model")
 card = load_card()
 if card is None:

@@ -8,7 +8,7 @@ from ui import resources, uploads, views
 
 TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 
-views.page_style()
+views.page_start()
 st.title("Upload digit images")
 st.caption("PNG, JPEG, GIF, BMP or WebP, up to 10 MB each. Many files are read together in one batch.")
 

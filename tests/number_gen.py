@@ -32,7 +32,8 @@ GAP_TYPES = ("separated", "touching", "overlapping")
 STYLES = ("canvas", "canvas_rgba", "paper", "paper_inverted")
 TUNE = range(0, 500)
 HELD_BACK = range(500, 1000)
-INK = 0.5  # a pixel of the composed float ink counts as stroke above this
+INK = 0.5  # a pixel of the composed float ink counts as stroke above this (for boxes)
+VISIBLE = 0.25  # ... and is visible above this: touching strokes meet at this level
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class NumberSample:
     boxes: list[tuple[int, int, int, int]]  # each digit's ink box (x0, y0, x1, y1), x1/y1 exclusive, left to right
     gap: str
     style: str
+    owner: np.ndarray | None = None  # (H, W) uint8: which digit (1-based) owns each pixel, 0 = paper; for diagnosis
 
 
 @cache
@@ -87,9 +89,9 @@ def render_digit(digit: np.ndarray, height: int, slant: float, aspect: float) ->
 
 
 def _touch_offset(canvas: np.ndarray, glyph: np.ndarray, top: int, overlap_px: int) -> int | None:
-    """Leftmost x for `glyph` so its strokes meet the canvas's rightmost strokes (sharing `overlap_px` px)."""
+    """Leftmost x for `glyph` so its visible strokes meet the canvas's rightmost ones (sharing `overlap_px` px)."""
     rows = slice(top, top + glyph.shape[0])
-    left_ink, glyph_ink = canvas[rows] > INK, glyph > INK
+    left_ink, glyph_ink = canvas[rows] > VISIBLE, glyph > VISIBLE
     both = left_ink.any(axis=1) & glyph_ink.any(axis=1)
     if not both.any():
         return None
@@ -101,8 +103,8 @@ def _touch_offset(canvas: np.ndarray, glyph: np.ndarray, top: int, overlap_px: i
 
 def compose(
     rng: np.random.Generator, digits: list[np.ndarray], gap: str
-) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """Lay out MNIST digits on one line -> (float ink HxW, each digit's ink box)."""
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]], np.ndarray]:
+    """Lay out MNIST digits on one line -> (float ink HxW, each digit's ink box, owner map)."""
     height = int(rng.integers(32, 110))  # a typical digit height for the whole number, in px
     slant = math.tan(math.radians(rng.uniform(-12, 12)))
     glyphs = [
@@ -117,6 +119,7 @@ def compose(
     margin = round(height * rng.uniform(0.25, 0.8))
     total_w = sum(g.shape[1] for g in glyphs) + len(glyphs) * height + 2 * margin
     canvas = np.zeros((height * 2 + 2 * margin, total_w), dtype=np.float32)
+    owner = np.zeros(canvas.shape, dtype=np.uint8)
     boxes, cursor = [], margin  # cursor = right edge (exclusive) of the ink so far
     mid = canvas.shape[0] // 2
     for i, glyph in enumerate(glyphs):
@@ -127,7 +130,7 @@ def compose(
         elif gap == "separated":
             x = cursor + max(2, round(height * rng.uniform(0.12, 0.6)))
         elif gap == "touching":
-            touch = _touch_offset(canvas, glyph, top, int(rng.integers(1, 3)))
+            touch = _touch_offset(canvas, glyph, top, int(rng.integers(0, 2)))
             x = cursor if touch is None else touch
         elif gap == "overlapping":
             # Boxes overlap by 1-4 MNIST pixels (a digit is ~20 px tall there), but never so far that the
@@ -139,15 +142,17 @@ def compose(
                 x = max(x, touch)
         else:
             raise ValueError(f"unknown gap type {gap!r}; expected one of {GAP_TYPES}")
-        canvas[top : top + h, x : x + w] = np.maximum(canvas[top : top + h, x : x + w], glyph)
+        region = canvas[top : top + h, x : x + w]
+        owner[top : top + h, x : x + w][(glyph > 0.05) & (glyph >= region)] = i + 1
+        canvas[top : top + h, x : x + w] = np.maximum(region, glyph)
         gx0, gy0, gx1, gy1 = _ink_bbox(glyph > INK)
         boxes.append((x + gx0, top + gy0, x + gx1, top + gy1))
         cursor = max(cursor, x + w)
     # Trim to the ink plus a margin, shifting the boxes along.
     x0, y0, x1, y1 = _ink_bbox(canvas > 0.05)
     x0, y0 = max(0, x0 - margin), max(0, y0 - margin)
-    canvas = canvas[y0 : y1 + margin, x0 : x1 + margin]
-    return canvas, [(a - x0, b - y0, c - x0, d - y0) for a, b, c, d in boxes]
+    canvas, owner = canvas[y0 : y1 + margin, x0 : x1 + margin], owner[y0 : y1 + margin, x0 : x1 + margin]
+    return canvas, [(a - x0, b - y0, c - x0, d - y0) for a, b, c, d in boxes], owner
 
 
 def render(rng: np.random.Generator, ink: np.ndarray, style: str) -> Image.Image:
@@ -198,9 +203,9 @@ def make_number(
     """One number of `n_digits` MNIST digits drawn (with replacement) from `indices`."""
     images, labels = mnist_sample()
     chosen = rng.choice(np.asarray(indices), size=n_digits)
-    ink, boxes = compose(rng, [images[i] for i in chosen], gap)
+    ink, boxes, owner = compose(rng, [images[i] for i in chosen], gap)
     text = "".join(str(labels[i]) for i in chosen)
-    return NumberSample(render(rng, ink, style), text, boxes, gap, style)
+    return NumberSample(render(rng, ink, style), text, boxes, gap, style, owner)
 
 
 def sample_set(

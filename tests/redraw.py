@@ -51,7 +51,7 @@ def strokes(digit: np.ndarray, height: int, *, angle: float = 0.0, pen: float | 
         ink = np.clip((u - 0.3) / 0.3, 0, 1)  # soft threshold: ~f/3 px anti-aliased edge
     else:
         pad = int(pen) + 4
-        skeleton = np.pad(_thin(u > 0.45), pad)
+        skeleton = np.pad(_centreline(u > 0.45), pad)
         ink = _pen(skeleton, pen)
     rows, cols = np.flatnonzero(ink.max(axis=1) > 0.05), np.flatnonzero(ink.max(axis=0) > 0.05)
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
@@ -82,21 +82,21 @@ def _thin(mask: np.ndarray) -> np.ndarray:
             return m[1:-1, 1:-1].astype(bool)
 
 
-def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
-    """Separable box blur of radius r (cumulative sums); three passes approximate a Gaussian."""
-    for axis in (0, 1):
-        p = np.pad(a, [(r + 1, r) if ax == axis else (0, 0) for ax in (0, 1)])
-        c = np.cumsum(p, axis=axis)
-        a = (np.take(c, range(2 * r + 1, c.shape[axis]), axis=axis) - np.take(c, range(0, c.shape[axis] - 2 * r - 1), axis=axis)) / (2 * r + 1)
-    return a
+def _centreline(mask: np.ndarray) -> np.ndarray:
+    """The line a pen would trace: the skeleton, but blobs (filled loops of bold MNIST digits) become rings.
+
+    A skeleton alone turns a filled-in loop into a dot or a stub (an 8 becomes a 1); a person
+    with a pen draws the loop, so areas thicker than ~1.25 typical stroke widths are hollowed first.
+    """
+    depth = _distance(~mask, max(mask.shape))
+    half = float(np.median(depth[_thin(mask)]))  # typical half stroke width, measured on the centreline
+    return _thin(mask & ~(depth > 1.25 * half + 1))
 
 
-def _pen(skeleton: np.ndarray, width: float) -> np.ndarray:
-    """A round pen `width` px wide along the skeleton, with a ~1 px anti-aliased edge."""
-    # Distance to the skeleton by growing it one ring at a time (fine for pens <= 40 px).
-    dist = np.where(skeleton, 0.0, np.inf)
-    frontier = skeleton.copy()
-    reach = width / 2 + 1.5
+def _distance(seed: np.ndarray, reach: float) -> np.ndarray:
+    """Octagonal distance to the nearest seed pixel, grown ring by ring up to `reach` (inf beyond)."""
+    dist = np.where(seed, 0.0, np.inf)
+    frontier = seed.copy()
     step = 0
     while step < reach:
         step += 1
@@ -104,10 +104,26 @@ def _pen(skeleton: np.ndarray, width: float) -> np.ndarray:
         grown = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
         diag = p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
         new = (grown | diag) & np.isinf(dist)
-        # Diagonal-only growth is sqrt(2) further: a cheap octagonal distance.
+        if not new.any():
+            break
         dist[new & grown] = step
-        dist[new & ~grown] = step + 0.41
+        dist[new & ~grown] = step + 0.41  # diagonal-only growth is sqrt(2) further
         frontier = new | frontier
+    return dist
+
+
+def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
+    """Separable box blur of radius r (cumulative sums, edges extended); repeated, it approximates a Gaussian."""
+    for axis in (0, 1):
+        p = np.pad(a, [(r + 1, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
+        c = np.cumsum(p, axis=axis)
+        a = (np.take(c, range(2 * r + 1, c.shape[axis]), axis=axis) - np.take(c, range(0, c.shape[axis] - 2 * r - 1), axis=axis)) / (2 * r + 1)
+    return a
+
+
+def _pen(skeleton: np.ndarray, width: float) -> np.ndarray:
+    """A round pen `width` px wide along the skeleton, with a ~1 px anti-aliased edge."""
+    dist = _distance(skeleton, width / 2 + 1.5)
     return np.clip(width / 2 + 0.5 - dist, 0, 1).astype(np.float32)
 
 
@@ -157,7 +173,7 @@ def canvas_digit(digit, rng, size=(280, 280), heights=(90, 230), **kw) -> tuple[
 # --------------------------------------------------------------------------- paper and phones
 
 
-def _lighting(rng, shape, *, low=0.55) -> np.ndarray:
+def _lighting(rng, shape, *, low=0.55, shadow_depth=(0.2, 0.4)) -> np.ndarray:
     """Multiplicative illumination: a linear gradient in a random direction and a soft shadow."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -172,16 +188,18 @@ def _lighting(rng, shape, *, low=0.55) -> np.ndarray:
     side = np.cos(phi) * (xx / w - 0.5) + np.sin(phi) * (yy / h - 0.5) > offset - 0.5
     shadow[side] = 1.0
     shadow = _box_blur(_box_blur(shadow, max(2, h // 20)), max(2, h // 20))
-    return light * (1 - rng.uniform(0.2, 0.4) * shadow)
+    return light * (1 - rng.uniform(*shadow_depth) * shadow)
 
 
-def photo(ink, rng, *, paper=(225, 245), ink_level=(20, 70), low=0.55, noise=(2, 6), blur=(0.5, 1.2), quality=(20, 40)) -> bytes:
+def photo(
+    ink, rng, *, paper=(225, 245), ink_level=(20, 70), low=0.55, shadow=(0.2, 0.4), noise=(2, 6), blur=(0.5, 1.2), quality=(20, 40)
+) -> bytes:
     """Ink on paper under uneven light, through a phone camera: noise, blur, JPEG."""
     base = rng.uniform(*paper)
     paper_rgb = base * np.array([1.0, rng.uniform(0.97, 1.0), rng.uniform(0.9, 1.0)])  # slightly warm
     ink_rgb = rng.uniform(*ink_level) * np.array([1.0, 1.0, rng.uniform(1.0, 1.8)])  # black or blue pen
     rgb = paint(ink, paper_rgb, ink_rgb).astype(np.float32)
-    rgb *= _lighting(rng, ink.shape, low=low)[..., None]
+    rgb *= _lighting(rng, ink.shape, low=low, shadow_depth=shadow)[..., None]
     img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(*blur)))
     arr = np.asarray(img, np.float32) + rng.normal(0, rng.uniform(*noise), (*ink.shape, 1))
@@ -321,7 +339,15 @@ def dim_photo(digit, rng):
     """A dim, low-contrast, blurred photo saved with heavy JPEG compression."""
     canvas, _ = canvas_digit(digit, rng, size=(240, 320), heights=(100, 210))
     return photo(
-        canvas, rng, paper=(110, 150), ink_level=(45, 85), low=0.7, noise=(1.5, 3.5), blur=(1.0, 2.0), quality=(8, 20)
+        canvas,
+        rng,
+        paper=(110, 150),
+        ink_level=(40, 75),
+        low=0.75,
+        shadow=(0.05, 0.2),
+        noise=(1.5, 3.5),
+        blur=(1.0, 2.0),
+        quality=(10, 20),
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from mnist.data import read_idx
@@ -23,6 +24,7 @@ APP = str(ROOT / "app.py")
 DATA = ROOT / "tests" / "data"
 CLOSED_PORT_URL = "postgresql+psycopg2://postgres@127.0.0.1:9/nothing"  # port 9 (discard): nothing listens
 XSS_NAME = "<img src=x onerror=alert(1)>.png"
+STREAMLIT_PAGES_INIT = PagesManager.__init__
 
 
 @functools.cache
@@ -55,12 +57,8 @@ def app_environment(monkeypatch, tmp_path):
     # AppTest forgets before every run that app.py calls st.navigation, sees the pages/ folder and
     # falls back to Streamlit's old folder-based multipage mode, which runs a page script on its own
     # (no app.py, so no sidebar). A real server learns it once, on its first run; do the same here.
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original_init = PagesManager.__init__
-
     def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
+        STREAMLIT_PAGES_INIT(self, *args, **kwargs)
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
@@ -206,7 +204,7 @@ def test_database_down_still_predicts_warns_and_save_says_why(monkeypatch):
     assert shown_digit(at) == 5
     at.button(key="save").click().run()
     assert not at.exception
-    assert "Not saved" in texts(at.warning) and "unavailable" in texts(at.warning)
+    assert "unavailable" in texts(at.warning) and "not saved" in texts(at.warning)
 
 
 # --- Upload -----------------------------------------------------------------------------------------
@@ -239,7 +237,7 @@ def test_many_uploads_go_through_together_and_a_bad_file_fails_alone(monkeypatch
     table = at.dataframe[0].value
     assert list(table["file"]) == [name for name, _, _ in files]
     assert list(table["digit"].fillna(-1).astype(int)) == [1, -1, 8, 0]
-    assert "Not an image we can read" in table["status"][1]
+    assert "Could not read this file" in table["status"][1]
     assert all(table["status"][i].startswith("Saved as #") for i in (0, 2, 3))
     assert table["input"][0].startswith("data:image/png;base64,")
     assert "**1 could not be read**" in texts(at.markdown)
@@ -249,7 +247,7 @@ def test_many_uploads_go_through_together_and_a_bad_file_fails_alone(monkeypatch
     assert {r.source for r in rows} == {"upload"}
 
     at.selectbox(key="upload_details").set_value(1).run()  # the bad file's own message
-    assert "Not an image we can read" in texts(at.error)
+    assert "Could not read this file" in texts(at.error)
     assert len(saved(current_url())) == 3
 
 
@@ -314,7 +312,7 @@ def test_history_filters_narrow_the_rows(monkeypatch):
     at.selectbox(key="f_labelled").set_value("Any").run()
     last_week = datetime.now(UTC).date() - timedelta(days=7)
     at.date_input(key="f_dates").set_value((last_week, last_week + timedelta(days=1))).run()
-    assert not at.dataframe and "Nothing here yet" in texts(at.info)
+    assert not at.dataframe and "No rows match these filters" in texts(at.info)
     today = datetime.now(UTC).date()
     at.date_input(key="f_dates").set_value((today, today)).run()
     assert len(history_table(at).value) == 4
@@ -384,6 +382,22 @@ def test_history_stats_and_csv_follow_the_filters(monkeypatch):
     assert len(lines) == 2 and "'=cmd.png" in lines[1]  # a spreadsheet formula stays text
 
 
+def test_confidence_histogram_is_counted_in_the_database(database_url):
+    store = Store(database_url)
+    store.migrate()
+    confidences = []
+    for digit in (0, 2, 5, 9):
+        prediction = predict(digit_png(digit, paper=True))
+        store.save(prediction, source="upload")
+        confidences.append(prediction.confidence)
+    expected = [0] * 10
+    for c in confidences:
+        expected[min(int(c * 10), 9)] += 1
+    assert store.confidence_histogram() == expected
+    assert store.confidence_histogram(Filters(min_confidence=1.0)) == [0] * 9 + [sum(c >= 1.0 for c in confidences)]
+    assert sum(store.confidence_histogram(bins=4)) == 4
+
+
 def test_history_with_database_down_warns_without_a_traceback(monkeypatch):
     at = open_app(monkeypatch, CLOSED_PORT_URL, page="pages/history.py")
     assert "not reachable" in texts(at.warning)
@@ -420,6 +434,17 @@ def test_every_page_shows_model_and_database_in_the_sidebar(monkeypatch):
         sidebar = texts(at.sidebar.markdown)
         assert "SQLite" in sidebar and "reachable" in sidebar
         assert re.search(r"`[0-9a-f]{12}`", sidebar)
+
+
+def test_a_page_url_opened_first_still_runs_inside_the_app(monkeypatch):
+    # Streamlit's own first-request logic, undoing the fixture: it would run pages/history.py alone.
+    monkeypatch.setattr(PagesManager, "__init__", STREAMLIT_PAGES_INIT)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/history.py").run()
+    assert not at.exception
+    assert at.title[0].value == "History"
+    assert "reachable" in texts(at.sidebar.markdown)
 
 
 def test_sidebar_never_shows_the_database_password(monkeypatch):

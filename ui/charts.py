@@ -13,6 +13,11 @@ RANK_COLOURS = [PRIMARY, "#8b85f0", "#c4c1f7", "#d6d8de"]
 DIGITS = [str(d) for d in range(10)]
 
 
+def _rank_label(rank: str, p: float) -> str:
+    # Neighbouring near-zero bars have no room for two labels each; their rank says enough.
+    return f"{rank} {p:.0%}" if p >= 0.01 else rank
+
+
 def probabilities(probs: Sequence[float]) -> alt.Chart:
     """Ten bars, one per digit; the three most likely coloured and labelled with their rank."""
     order = sorted(range(10), key=lambda d: probs[d], reverse=True)
@@ -22,7 +27,7 @@ def probabilities(probs: Sequence[float]) -> alt.Chart:
             "digit": DIGITS,
             "probability": [float(p) for p in probs],
             "rank": [rank[d] for d in range(10)],
-            "label": [f"{rank[d]} {probs[d]:.0%}" if rank[d] != "other" else "" for d in range(10)],
+            "label": [_rank_label(rank[d], probs[d]) if rank[d] != "other" else "" for d in range(10)],
         }
     )
     base = alt.Chart(frame).encode(
@@ -87,8 +92,10 @@ def confusion(matrix: Sequence[Sequence[int]], *, title: str = "Confusion matrix
         y=alt.Y("true:N", sort=DIGITS, title="True digit"),
     )
     cells = base.mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.Color(
-            "count:Q", scale=alt.Scale(type="symlog", domain=[0, top], scheme="purples"), legend=None
+        color=alt.condition(
+            alt.datum.count > 0,
+            alt.Color("count:Q", scale=alt.Scale(type="symlog", domain=[0, top], scheme="purples"), legend=None),
+            alt.value("#f6f6f9"),  # an empty cell reads as empty, not as the palette's palest colour
         ),
         tooltip=["true:N", "predicted:N", "count:Q"],
     )
@@ -108,7 +115,12 @@ def per_class_accuracy(accuracies: Sequence[float]) -> alt.Chart:
         .mark_bar(color=PRIMARY)
         .encode(
             x=alt.X("digit:N", sort=DIGITS, title="True digit", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[low, 1.0], clamp=True), axis=alt.Axis(format=".1%")),
+            y=alt.Y(
+                "accuracy:Q",
+                title="Accuracy",
+                scale=alt.Scale(domain=[low, 1.0], clamp=True),
+                axis=alt.Axis(format=".1%"),
+            ),
             tooltip=["digit:N", alt.Tooltip("accuracy:Q", format=".2%")],
         )
         .properties(height=240)

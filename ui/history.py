@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -30,11 +31,15 @@ def filters() -> Filters:
     from mnist.store import SOURCES, Filters
 
     digit_col, source_col, label_col, date_col, conf_col = st.columns([1, 1, 1, 1.4, 1.6])
-    digit = digit_col.selectbox("Predicted digit", [None, *range(10)], format_func=_any, key="f_digit", on_change=_first_page)
+    digit = digit_col.selectbox(
+        "Predicted digit", [None, *range(10)], format_func=_any, key="f_digit", on_change=_first_page
+    )
     source = source_col.selectbox("Source", [None, *SOURCES], format_func=_any, key="f_source", on_change=_first_page)
     labelled = label_col.selectbox("Label", list(LABELLED), key="f_labelled", on_change=_first_page)
     days = date_col.date_input("Dates (UTC)", value=(), format="YYYY-MM-DD", key="f_dates", on_change=_first_page)
-    low, high = conf_col.slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="%.2f", key="f_conf", on_change=_first_page)
+    low, high = conf_col.slider(
+        "Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="%.2f", key="f_conf", on_change=_first_page
+    )
     since, until = _day_range(days)
     return Filters(
         digit=digit,
@@ -128,7 +133,7 @@ def delete(store: Store, record_id: int) -> None:
     st.session_state["history_version"] = st.session_state.get("history_version", 0) + 1
 
 
-def _act(action, done: str) -> None:
+def _act(action: Callable[[], object], done: str) -> None:
     from mnist.errors import RecordNotFound, StoreUnavailable
 
     try:
@@ -142,19 +147,21 @@ def _act(action, done: str) -> None:
 def actions(store: Store, record: Record) -> None:
     """Relabel or delete the selected row."""
     with st.container(border=True):
-        picture, about, act = st.columns([1, 2, 2], gap="medium")
-        with picture:
-            views.model_input(record.model_input, caption="Model input")
-        with about:
-            st.markdown(f"**#{record.id}** · predicted **{views.plain(prediction_text(record))}** at {record.confidence:.1%}")
-            st.markdown(f"Source: {record.source} · saved {record.created_at:%Y-%m-%d %H:%M:%S} UTC")
-            st.markdown(f"File: {views.plain(record.filename) if record.filename else '—'}")
+        original_col, input_col, act = st.columns([1, 1, 3], gap="medium")
+        with original_col:
             if record.original:
-                st.image(record.original, caption="Original", width=140)
+                st.image(record.original, caption="Original", width="stretch")
+        with input_col:
+            views.model_input(record.model_input, caption="Model input")
         with act:
+            st.markdown(
+                f"**#{record.id}** · predicted **{views.plain(prediction_text(record))}** at {record.confidence:.1%}"
+                f" · {record.source} · {record.created_at:%Y-%m-%d %H:%M:%S} UTC"
+                + (f" · {views.plain(record.filename)}" if record.filename else "")
+            )
             key = f"relabel_{record.id}"
             st.pills(
-                "True digit (click again to clear)",
+                "True digit (click it again to clear)",
                 list(range(10)),
                 default=record.label,
                 key=key,
@@ -176,7 +183,6 @@ def message() -> None:
     """The outcome of the last relabel or delete, shown once."""
     kind, text = st.session_state.pop("history_message", (None, None))
     if kind == "success":
-        st.toast(text, icon=":material/check:")
         st.success(text, icon=":material/check:")
     elif kind == "error":
         st.error(text, icon=":material/error:")
@@ -194,4 +200,6 @@ def stats_charts(stats: Stats, histogram: list[int]) -> None:
     metric_col.metric("Accuracy on labelled rows", f"{stats.accuracy:.1%}", border=True)
     metric_col.metric("Labelled rows", f"{stats.labelled:,}", border=True)
     metric_col.metric("Correct", f"{stats.correct:,}", border=True)
-    matrix_col.altair_chart(charts.confusion(stats.confusion, title="Labelled rows: true vs predicted"), width="stretch")
+    matrix_col.altair_chart(
+        charts.confusion(stats.confusion, title="Labelled rows: true vs predicted"), width="stretch"
+    )

@@ -43,7 +43,7 @@ def problem(exc: Exception) -> str:
         return f"Not a supported image type: {exc}"
     if isinstance(exc, NoDigitFound):
         return "No digit found: the image looks blank."
-    return f"Not an image we can read: {exc}"
+    return f"Could not read this file: {exc}"
 
 
 def _preview(data: bytes) -> bytes | None:
@@ -57,28 +57,17 @@ def _preview(data: bytes) -> bytes | None:
 
 
 def _predict(files: list[Any], source: str) -> list[Row]:
-    """One forward pass per BATCH files; files over the size limit are refused before being read."""
-    from mnist.config import get_settings
-    from mnist.errors import ImageTooLarge
+    """One forward pass per BATCH files; the engine enforces the size and pixel limits on each."""
     from mnist.service import predict_many_and_save
 
-    limit = get_settings().max_image_bytes
     store = resources.get_store()
     rows: list[Row] = []
     bar = st.progress(0.0, text=f"Reading {len(files)} image(s)…")
     for start in range(0, len(files), BATCH):
         chunk = files[start : start + BATCH]
-        fits = [f for f in chunk if f.size <= limit]
-        names = [f.name if source == "upload" else None for f in fits]
-        datas = [f.getvalue() for f in fits]
-        outcomes = iter(predict_many_and_save(list(zip(names, datas, strict=True)), source=source, store=store))
-        for f in chunk:
-            if f.size > limit:
-                exc = ImageTooLarge(f"{f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB")
-                rows.append(Row(f.file_id, f.name, None, None, problem(exc), None, None))
-                continue
-            outcome = next(outcomes)
-            data = f.getvalue()
+        images = [(f.name if source == "upload" else None, f.getvalue()) for f in chunk]
+        outcomes = predict_many_and_save(images, source=source, store=store)
+        for f, (_, data), outcome in zip(chunk, images, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 rows.append(Row(f.file_id, f.name, _preview(data), None, problem(outcome), None, None))
             else:

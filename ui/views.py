@@ -11,8 +11,6 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from ui import charts
-
 if TYPE_CHECKING:
     from mnist.predict import Prediction
 
@@ -29,10 +27,12 @@ def plain(text: object) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
-def pixel_grid(model_input: np.ndarray, cell: int = 10) -> np.ndarray:
-    """28x28 uint8 -> RGB image with each pixel a cell x cell square and a grid line between cells."""
+def pixel_grid(model_input: np.ndarray, cell: int = 10, *, grid: bool = True) -> np.ndarray:
+    """28x28 uint8 -> RGB image, each pixel a cell x cell square, with a grid line between cells."""
+    big = np.repeat(np.repeat(np.asarray(model_input, dtype=np.uint8), cell, axis=0), cell, axis=1)
+    if not grid:
+        return np.stack([big] * 3, axis=-1)
     size = model_input.shape[0] * cell + 1
-    big = np.repeat(np.repeat(model_input, cell, axis=0), cell, axis=1)
     rgb = np.empty((size, size, 3), dtype=np.uint8)
     rgb[:-1, :-1] = big[..., None]
     rgb[::cell, :] = GRID_COLOUR
@@ -96,6 +96,8 @@ def prediction(result: Prediction, *, show_input: bool = True) -> None:
     else:
         big_digit(result.digit, result.confidence)
     verdict(result)
+    from ui import charts  # altair and pandas load here, after the canvas has painted
+
     st.altair_chart(charts.probabilities(result.probabilities), width="stretch")
 
 
@@ -108,6 +110,14 @@ STYLE = """
 """
 
 
-def page_style() -> None:
-    """The few CSS rules the shared pieces need (static text only)."""
+def page_start() -> None:
+    """Every page's first call: hand over to app.py's navigation if needed, then add the CSS."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # Streamlit decides on a process's first request whether the app uses the old folder-based
+    # multipage mode, and says yes because a pages/ folder exists. If that first request is for a
+    # page URL (/history), it runs the page script alone: no app.py, no sidebar. Correct it once.
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
     st.html(STYLE)

@@ -1,0 +1,136 @@
+"""The shipped weights, the prediction API around them, and a short training run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mnist
+from mnist.config import MODEL_CARD_PATH, ROOT, WEIGHTS_PATH
+from mnist.data import load_split
+from mnist.evaluate import predict_labels, scores
+from mnist.predict import Predictor, get_predictor
+from tests.redraw import load_sample, place, strokes
+
+IMAGES, LABELS = load_sample()
+
+
+def full_data_dir() -> Path | None:
+    """The four original MNIST files: MNIST_DATA_DIR, else the shared checkout next to the repo."""
+    for candidate in (os.environ.get("MNIST_DATA_DIR", "").strip(), ROOT.parent / "shared" / "data" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+def test_weights_reach_99_5_percent_on_the_committed_sample():
+    predicted = predict_labels(get_predictor().net, torch.from_numpy(IMAGES.copy()))
+    assert scores(predicted, torch.from_numpy(LABELS))["accuracy"] >= 0.995
+
+
+def test_preprocessing_a_genuine_mnist_digit_does_not_hurt():
+    predictions = mnist.predict_batch(list(IMAGES))
+    accuracy = np.mean([p.digit == label for p, label in zip(predictions, LABELS, strict=True)])
+    assert accuracy >= 0.995
+
+
+def test_full_test_accuracy_matches_the_model_card():
+    if not os.environ.get("MNIST_DATA_DIR", "").strip():
+        pytest.skip("MNIST_DATA_DIR is not set: the full test set is not available")
+    images, labels = load_split("test")
+    result = scores(predict_labels(get_predictor().net, images), labels)
+    card = json.loads(MODEL_CARD_PATH.read_text())
+    assert result["errors"] == card["test"]["errors"]
+    assert result["accuracy"] == pytest.approx(card["test"]["accuracy"], abs=1e-9)
+
+
+def _canvas(index: int) -> np.ndarray:
+    canvas = np.zeros((280, 280), np.float32)
+    place(canvas, strokes(IMAGES[index], 170), 50, 60)
+    return (canvas * 255).astype(np.uint8)
+
+
+def test_prediction_fields():
+    p = mnist.predict(_canvas(0))
+    assert isinstance(p, mnist.Prediction)
+    assert p.digit == int(LABELS[0]) and isinstance(p.digit, int)
+    assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
+    assert all(0.0 <= v <= 1.0 for v in p.probabilities)
+    assert p.confidence == max(p.probabilities) == p.probabilities[p.digit]
+    assert p.model_input.shape == (28, 28) and p.model_input.dtype == np.uint8
+    version = hashlib.sha256(WEIGHTS_PATH.read_bytes()).hexdigest()[:12]
+    assert p.model_version == version == json.loads(MODEL_CARD_PATH.read_text())["model_version"]
+    assert p.box is not None and p.box[0] >= 50 and p.box[1] >= 40
+
+
+def test_predict_batch_is_one_forward_pass_consistent_with_predict():
+    images = [_canvas(i) for i in range(6)]
+    calls = []
+    handle = get_predictor().net.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    try:
+        batch = mnist.predict_batch(images)
+    finally:
+        handle.remove()
+    assert calls == [6]
+    for image, b in zip(images, batch, strict=True):
+        single = mnist.predict(image)
+        assert single.digit == b.digit
+        assert np.allclose(single.probabilities, b.probabilities, atol=1e-5)
+        assert np.array_equal(single.model_input, b.model_input)
+
+
+def test_predict_batch_of_nothing_is_empty():
+    assert mnist.predict_batch([]) == []
+
+
+def test_predictions_are_thread_safe():
+    images = [_canvas(i) for i in range(16)]
+    expected = [p.digit for p in mnist.predict_batch(images)]
+    results: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            order = np.random.default_rng(worker).permutation(len(images))
+            got = {int(i): mnist.predict(images[i]).digit for i in order}
+            results[worker] = [got[i] for i in range(len(images))]
+        except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(results[w] == expected for w in range(8))
+
+
+def test_weights_load_as_a_plain_state_dict():
+    state = torch.load(WEIGHTS_PATH, map_location="cpu", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert Predictor(WEIGHTS_PATH).model_version == get_predictor().model_version
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_training_smoke_run_beats_chance(tmp_path: Path):
+    from mnist import train
+
+    data_dir = full_data_dir()
+    if data_dir is None:
+        pytest.skip("no MNIST_DATA_DIR and no ../shared/data/mnist: training needs the four original files")
+    out, card_path = tmp_path / "w.pt", tmp_path / "card.json"
+    # Batch 32: 63 optimiser steps in the one epoch (the default 128 gives only 16).
+    args = ["--epochs", "1", "--limit", "2000", "--validation", "500", "--batch-size", "32"]
+    card = train.main([*args, "--data-dir", str(data_dir), "--out", str(out), "--card", str(card_path)])
+    assert out.exists() and json.loads(card_path.read_text())["test"]["accuracy"] == card["test"]["accuracy"]
+    assert card["test"]["accuracy"] > 0.5  # chance is 0.1
+    assert card["training"]["train_images"] == 2000

@@ -1,0 +1,41 @@
+"""Real MNIST test digits re-drawn the ways people hand them in must still be read right (>= 98% each)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mnist
+from mnist.errors import InvalidImage, NoDigitFound
+from tests.redraw import VARIANTS, load_sample, redraw
+
+# A fixed sample of the committed 1,000 test digits, and a seed for the drawings that
+# was not used while developing the preprocessing (that used training digits).
+SAMPLE_SIZE = 300
+SEED = 2024
+IMAGES, LABELS = load_sample()
+SAMPLE = np.random.default_rng(0).choice(len(IMAGES), SAMPLE_SIZE, replace=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_redrawn_digits_are_read(variant):
+    images = [redraw(variant, IMAGES[i], SEED, int(i)) for i in SAMPLE]
+    misses = []
+    for i, image in zip(SAMPLE, images, strict=True):
+        try:
+            digit = mnist.predict(image).digit
+        except (NoDigitFound, InvalidImage) as exc:  # a miss, not a crash: counted and shown
+            digit = type(exc).__name__
+        if digit != LABELS[i]:
+            misses.append((int(i), int(LABELS[i]), digit))
+    accuracy = 1 - len(misses) / len(SAMPLE)
+    assert accuracy >= 0.98, f"{variant}: {accuracy:.1%} read right; misses (index, label, got): {misses}"
+
+
+def test_redraw_is_deterministic():
+    for variant in VARIANTS:
+        a, b = redraw(variant, IMAGES[0], 1, 0), redraw(variant, IMAGES[0], 1, 0)
+        assert (a == b) if isinstance(a, bytes) else np.array_equal(a, b), variant
+        c = redraw(variant, IMAGES[0], 2, 0)
+        assert (a != c) if isinstance(a, bytes) else not np.array_equal(a, c), variant
