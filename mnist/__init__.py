@@ -4,6 +4,7 @@ Never imports streamlit; the dashboard and the API both call into here.
 """
 
 from mnist.errors import ImageTooLarge, InvalidImage, NoDigitFound, StoreUnavailable, TooManyDigits, UnsupportedImageType
+from mnist.numbers import NumberReading, read_number
 from mnist.predict import Prediction, get_predictor, predict, predict_batch
 from mnist.preprocess import Preprocessed, preprocess
 
@@ -11,6 +12,7 @@ __all__ = [
     "ImageTooLarge",
     "InvalidImage",
     "NoDigitFound",
+    "NumberReading",
     "Prediction",
     "Preprocessed",
     "StoreUnavailable",
@@ -20,4 +22,5 @@ __all__ = [
     "predict",
     "predict_batch",
     "preprocess",
+    "read_number",
 ]

@@ -43,7 +43,14 @@ from mnist.errors import (
     UnsupportedImageType,
 )
 from mnist.predict import get_predictor
-from mnist.service import NOT_SAVED, Outcome, predict_and_save, predict_many_and_save
+from mnist.service import (
+    NOT_SAVED,
+    NumberOutcome,
+    Outcome,
+    predict_and_save,
+    predict_many_and_save,
+    read_number_and_save,
+)
 from mnist.store import SOURCES, Filters, Record, Store
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,26 @@ class BatchError(BaseModel):
 
     filename: str | None
     error: dict[str, Any] = Field(description='{"status": HTTP status this file alone would get, "detail": why}')
+
+
+class DigitOut(BaseModel):
+    """One digit of a number, left to right."""
+
+    prediction: int
+    confidence: float
+    probabilities: list[float]
+
+
+class NumberResult(BaseModel):
+    """A whole number read from an image and what became of it in the history."""
+
+    text: str = Field(description='The digits left to right, e.g. "2024".')
+    digits: list[DigitOut]
+    boxes: list[list[int]] = Field(description="Each digit's [x0, y0, x1, y1] in input pixels, x1/y1 exclusive.")
+    confidence: float = Field(description="The least confident digit's confidence.")
+    id: int | None
+    saved: bool
+    warning: str | None = None  # present only when the number was not saved
 
 
 class Item(BaseModel):
@@ -265,6 +292,25 @@ def result_of(outcome: Outcome) -> dict[str, Any]:
         "img_shape": list(p.model_input.shape),
         "confidence": p.confidence,
         "probabilities": p.probabilities,
+        "id": outcome.record_id,
+        "saved": outcome.saved,
+    }
+    if not outcome.saved:
+        out["warning"] = outcome.warning or NOT_SAVED
+    return out
+
+
+def number_result_of(outcome: NumberOutcome) -> dict[str, Any]:
+    """A number reading -> the /api/v1/numbers answer."""
+    reading = outcome.reading
+    out = {
+        "text": reading.text,
+        "digits": [
+            {"prediction": d.digit, "confidence": d.confidence, "probabilities": d.probabilities}
+            for d in reading.digits
+        ],
+        "boxes": [list(box) for box in reading.boxes],
+        "confidence": reading.confidence,
         "id": outcome.record_id,
         "saved": outcome.saved,
     }
@@ -444,6 +490,23 @@ def create_app(store: Store | None = None) -> FastAPI:
                     outcome = replace(outcome, warning=NOT_SAVED)
                 results.append({"filename": filename, **result_of(outcome)})
         return results
+
+    @app.post(
+        "/api/v1/numbers",
+        tags=["numbers"],
+        response_model=NumberResult,
+        response_model_exclude_unset=True,
+        responses={400: {}, 413: {}, 415: {}, 422: {}},
+    )
+    async def read_number(body: ImagePredictRequest) -> dict[str, Any]:
+        """Read the whole number (1-12 digits) in a base64 image; kept in the history as one row (source 'number')."""
+        return await to_thread.run_sync(read_base64_number, body, limiter=predict_slots)
+
+    def read_base64_number(body: ImagePredictRequest) -> dict[str, Any]:
+        image = decode_base64_image(body.image)
+        current = provider.get_or_none()
+        outcome = read_number_and_save(image, filename=body.filename, store=current)
+        return number_result_of(outcome if current is not None else replace(outcome, warning=NOT_SAVED))
 
     @app.get("/api/v1/predictions", tags=["predictions"], response_model=ItemPage)
     def list_predictions(

@@ -49,6 +49,15 @@ CRUMB = 0.2  # an island a cut leaves, smaller than this fraction of its side, b
 MAX_DIGIT_WIDTH = 1.6  # no single digit is wider than this
 MAX_SPAN = 10  # boundaries a candidate digit may skip
 
+# Upright aspect (width / height with the slant sheared away) of each digit: geometric mean and sd of
+# the log, measured on the first 500 digits of the MNIST test sample in tests/data (the TUNE split).
+ASPECT = {0: (0.81, 0.24), 1: (0.22, 0.19), 2: (0.80, 0.18), 3: (0.70, 0.22), 4: (0.74, 0.22),
+          5: (0.75, 0.19), 6: (0.70, 0.20), 7: (0.72, 0.23), 8: (0.68, 0.16), 9: (0.63, 0.15)}  # fmt: skip
+# A piece is taken as one digit, uncut, when read this confidently, this tall and this typically shaped.
+WHOLE_CONFIDENCE = 0.95
+WHOLE_HEIGHT = 0.8
+WHOLE_ASPECT_Z = 2.0
+
 # Weights of the segment score (log classifier confidence + priors); tuned on the generator's TUNE split.
 PER_DIGIT = -0.5  # each digit must earn its place: resists reading one digit as two
 SHORT = 6.0  # penalty per H of height below 0.6 H (a loose bar alone is no digit)
@@ -102,6 +111,8 @@ class Segment:
     stop: int
     box: tuple[int, int, int, int]  # ink-map pixels, x1/y1 exclusive
     blank: int  # columns inside the box with no ink (a clear gap a merge would bridge)
+    aspect: float  # width / height once its slant is taken out (a leaning 1 is still narrow)
+    parts: list[int]  # height in pixels of each piece's share of this ink (several tall ones: several digits?)
     model_input: np.ndarray
 
 
@@ -131,7 +142,7 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
         raise NoDigitFound("no digit found: the image looks blank")
     if len(pieces) > 3 * MAX_DIGITS:
         raise TooManyDigits(f"found {len(pieces)} separate marks; a number can have at most {MAX_DIGITS} digits")
-    bounds = boundaries(ink, pieces, height)
+    bounds = boundaries(ink, pieces, height, looks_whole(ink, core, pieces, height, predictor))
     segments = candidate_segments(ink, core, pieces, bounds, height)
     if len(bounds) == 2:  # one piece, no cuts: nothing to choose
         return segments
@@ -212,12 +223,40 @@ def _union(a: Piece, b: Piece) -> Piece:
 # --------------------------------------------------------------------------- boundaries and cuts
 
 
-def boundaries(ink: np.ndarray, pieces: list[Piece], height: float) -> list[Boundary]:
-    """All places a digit may end, left to right: the gap before each piece, cuts through wide ones, the end."""
+def looks_whole(
+    ink: np.ndarray, core: np.ndarray, pieces: list[Piece], height: float, predictor: Predictor
+) -> list[bool]:
+    """Which pieces are plainly one digit, so are never cut: read confidently, as tall as the line,
+    and shaped like the digit they are read as (a 1 and an 8 run together read as an 8, but too wide).
+
+    Cutting only where there is doubt keeps well-separated numbers as reliable as single digits.
+    """
+    doubtful = [k for k, p in enumerate(pieces) if p.x1 - p.x0 > CUT_WIDTH * height]
+    whole = [True] * len(pieces)
+    if not doubtful:
+        return whole
+    segments = [build_segment(ink, core, [(pieces[k], pieces[k].mask)], k, k + 1) for k in doubtful]
+    for k, segment, prediction in zip(doubtful, segments, predictor.classify([s.model_input for s in segments]), strict=True):
+        whole[k] = (
+            prediction.confidence >= WHOLE_CONFIDENCE
+            and (pieces[k].y1 - pieces[k].y0) >= WHOLE_HEIGHT * height
+            and aspect_z(prediction.digit, segment.aspect) <= WHOLE_ASPECT_Z
+        )
+    return whole
+
+
+def aspect_z(digit: int, aspect: float) -> float:
+    """How unusual an upright aspect ratio is for a digit, in standard deviations of log aspect."""
+    mean, sd = ASPECT[digit]
+    return abs(math.log(max(aspect, 1e-3) / mean)) / sd
+
+
+def boundaries(ink: np.ndarray, pieces: list[Piece], height: float, whole: list[bool]) -> list[Boundary]:
+    """All places a digit may end, left to right: the gap before each piece, cuts through doubtful ones, the end."""
     out = []
     for k, piece in enumerate(pieces):
         out.append(Boundary(k, float(piece.x0)))
-        if piece.x1 - piece.x0 > CUT_WIDTH * height:
+        if not whole[k]:
             local = ink[piece.y0 : piece.y1, piece.x0 : piece.x1] * piece.mask
             for path, cost in zip(*candidate_cuts(local, height), strict=True):
                 out.append(Boundary(k, piece.x0 + float(path.mean()), left_of(piece.mask, path), cost, "cut"))
@@ -463,6 +502,18 @@ def make_segment(
             mask = mask & b.left
         if mask.any():
             parts.append((piece, mask))
+    return build_segment(ink, core, parts, i, j, max_width)
+
+
+def build_segment(
+    ink: np.ndarray,
+    core: np.ndarray,
+    parts: list[tuple[Piece, np.ndarray]],
+    start: int,
+    stop: int,
+    max_width: float | None = None,
+) -> Segment | None:
+    """Pieces' ink (each limited to a mask) as one candidate digit; None if there is no ink or it is too wide."""
     if not parts or sum(int(m.sum()) for _, m in parts) < 4:
         return None
     x0, y0 = min(p.x0 for p, _ in parts), min(p.y0 for p, _ in parts)
@@ -477,7 +528,20 @@ def make_segment(
     if max_width is not None and mine.shape[1] > max_width:
         return None
     blank = int((~cols_any[cs[0] : cs[-1] + 1]).sum())
-    return Segment(i, j, box, blank, to_model_input(_alone(ink, core, mine, box)))
+    parts_h = [int(np.ptp(np.flatnonzero(m.any(axis=1)))) + 1 for _, m in parts if m.any()]
+    return Segment(start, stop, box, blank, upright_aspect(mine), parts_h, to_model_input(_alone(ink, core, mine, box)))
+
+
+def upright_aspect(mask: np.ndarray) -> float:
+    """Width / height of the ink after shearing its slant away (slope from second moments), robust to outliers."""
+    ys, xs = np.nonzero(mask)
+    ys, xs = ys.astype(np.float64), xs.astype(np.float64)
+    dy = ys - ys.mean()
+    slope = float((dy * (xs - xs.mean())).mean() / dy.var()) if dy.var() > 0 else 0.0
+    upright = xs - slope * dy
+    lo_x, hi_x = np.percentile(upright, [1, 99])
+    lo_y, hi_y = np.percentile(ys, [1, 99])
+    return float((hi_x - lo_x + 1) / (hi_y - lo_y + 1))
 
 
 def _alone(ink: np.ndarray, core: np.ndarray, mine: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -13,6 +13,7 @@ specks) -> to_model_input (crop, stroke width, 20 px, centre of mass).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -117,10 +118,9 @@ def _decode(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
         raise ImageTooLarge(str(exc)) from exc
     except Exception as exc:  # truncated or corrupt data: decoders raise OSError, ValueError, EOFError...
         raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from exc
-    try:
+    # A malformed EXIF block only loses the orientation hint, never the image.
+    with contextlib.suppress(Exception):
         img = ImageOps.exif_transpose(img)
-    except Exception:  # noqa: S110 - a malformed EXIF block only loses the orientation hint
-        pass
     return img
 
 
@@ -190,12 +190,21 @@ def _canonical(img: Image.Image) -> Image.Image:
 # --------------------------------------------------------------------------- ink map
 
 
+class _Components(NamedTuple):
+    """Connected components of the ink, as labelled runs on a max-pooled grid."""
+
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray]  # (row, start, end) of each run
+    label: np.ndarray  # component of each run, 1..n
+    areas: np.ndarray  # (n + 1,) grid pixels per component (index 0 unused)
+    boxes: np.ndarray  # (n + 1, 4) x0, y0, x1, y1 per component on the grid
+    shape: tuple[int, int]  # grid shape
+    pool: int  # working pixels per grid pixel
+
+
 class _Ink(NamedTuple):
     ink: np.ndarray  # float32 (h, w) in [0, 1], 1 = ink, at working resolution
     scale: float  # input pixels per ink-map pixel
-    labels: np.ndarray  # int32 component labels on the pooled grid (0 = background)
-    areas: np.ndarray  # pixel count per label (index 0 unused)
-    pool: int  # working pixels per label-grid pixel
+    parts: _Components
 
 
 def ink_map(image: ImageInput) -> np.ndarray:
@@ -215,6 +224,7 @@ def ink_scale(image_size: tuple[int, int], ink_shape: tuple[int, ...]) -> float:
 
 
 def _analyse(img: Image.Image) -> _Ink:
+    """The whole front end: working size, ink signal, background, lines, specks, components."""
     img = _canonical(img)
     img, scale = _working_size(img)
     signal, other, paper = _signal(img)
@@ -223,19 +233,20 @@ def _analyse(img: Image.Image) -> _Ink:
     ink = _normalise(signal, paper)
     if ink.any():
         _remove_lines(ink)
-    labels, areas, pool = _components(ink)
-    if len(areas) > 1:
+    parts = _components(ink)
+    if len(parts.areas) > 1:
         # Dust and JPEG specks: far smaller than the biggest stroke (1% of it; a digit
         # next to another is never that small, so multi-digit readers keep every digit).
-        _drop(ink, labels, pool, areas < 0.01 * areas[1:].max())
-    return _Ink(ink, scale, labels, areas, pool)
+        _drop(ink, parts, parts.areas < 0.01 * parts.areas[1:].max())
+    return _Ink(ink, scale, parts)
 
 
 def _working_size(img: Image.Image) -> tuple[Image.Image, float]:
+    """The image at working resolution, and input pixels per working pixel."""
     long_side = max(img.size)
     if long_side > WORK_MAX:
-        factor = math.ceil(long_side / WORK_MAX)
-        return img.reduce(factor), img.width / (img.width // factor)
+        reduced = img.reduce(math.ceil(long_side / WORK_MAX))  # box filter: every input pixel counts
+        return reduced, img.width / reduced.width
     if long_side < WORK_MIN:
         factor = math.ceil(WORK_MIN / long_side)
         return img.resize((img.width * factor, img.height * factor), Image.Resampling.BICUBIC), 1.0 / factor
@@ -256,7 +267,9 @@ def _signal(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, float | No
     gray = np.asarray(img.convert("L"), np.float32) * np.float32(1 / 255)
     paper = _flat_level(gray)
     if paper is not None:
-        dark_ink = _dark_ink(gray)
+        # A digital canvas: whatever differs from the exact background is ink; see which side.
+        sample = gray[::2, ::2]
+        dark_ink = int((sample < paper - 0.1).sum()) > int((sample > paper + 0.1).sum())
     else:
         levels = _two_levels(gray)
         if levels is not None:
@@ -314,29 +327,31 @@ def _two_levels(gray: np.ndarray) -> tuple[float, float] | None:
 
 def _alpha_drawing(img: Image.Image) -> np.ndarray | Image.Image:
     """Ink signal from transparency, or the picture with its alpha flattened when alpha holds no drawing."""
-    alpha = np.asarray(img.getchannel("A"), np.float32) * np.float32(1 / 255)
-    colour = img.convert("L" if img.mode == "LA" else "RGB")
-    lo, hi = np.percentile(alpha[::2, ::2], [1, 99.9])
+    alpha8 = np.asarray(img.getchannel("A"))
+    lo, hi = np.percentile(alpha8[::3, ::3], [1, 99.9]) / 255
+    colour_mode = "L" if img.mode == "LA" else "RGB"
     if hi < 0.1:
-        return np.zeros_like(alpha)  # fully transparent: nothing is visible
+        return np.zeros(alpha8.shape, np.float32)  # fully transparent: nothing is visible
     if hi - lo < 0.2:
-        return colour  # (nearly) constant alpha: the picture is in the colour channels
-    border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
-    opaque = alpha > 0.5
-    gray = np.asarray(img.convert("L"), np.float32) * np.float32(1 / 255)
-    if np.median(border) < 0.5:
+        return img.convert(colour_mode)  # (nearly) constant alpha: the picture is in the colour channels
+    border = np.concatenate([alpha8[0], alpha8[-1], alpha8[:, 0], alpha8[:, -1]])
+    opaque = alpha8 > 127
+    alpha = alpha8.astype(np.float32) * np.float32(1 / 255)
+    if np.median(border) < 128:
         # Transparent background: strokes live in alpha (the canvas sends RGB all black or
         # all white there). Exception: an opaque cut-out holding paper AND ink (wide spread).
-        values = gray[opaque]
-        spread = float(np.percentile(values, 95) - np.percentile(values, 5)) if values.size else 0.0
-        if spread < 0.35 or opaque.mean() < 0.35:
+        fraction = float(opaque[::3, ::3].mean())
+        if fraction < 0.35:
+            return alpha
+        values = np.asarray(img.convert("L"))[opaque]
+        if np.percentile(values, 95) - np.percentile(values, 5) < 0.35 * 255:
             return alpha
     # An opaque picture with transparent edges: fill them with its own paper colour.
-    arr = np.asarray(colour, np.float32)
+    arr = np.asarray(img.convert(colour_mode), np.float32)
     paper = np.median(arr[opaque], axis=0)
     a = alpha[..., None] if arr.ndim == 3 else alpha
     flattened = arr * a + paper * (1 - a)
-    return Image.fromarray(np.clip(flattened, 0, 255).round().astype(np.uint8), colour.mode)
+    return Image.fromarray(np.clip(flattened, 0, 255).round().astype(np.uint8), colour_mode)
 
 
 def _dark_ink(gray: np.ndarray) -> bool:
@@ -437,14 +452,13 @@ def _flat_level(signal: np.ndarray) -> float | None:
     or a lit patch reaching the border breaks its uniformity (even where heavy JPEG
     flattens the paper into uniform 8x8 blocks).
     """
-    q = (signal * 255).round().astype(np.intp)
-    border = np.concatenate([q[0], q[-1], q[:, 0], q[:, -1]])
-    ring = np.bincount(np.clip(border, 0, 255), minlength=256)
+    border = np.concatenate([signal[0], signal[-1], signal[:, 0], signal[:, -1]])
+    ring = np.bincount(np.clip((border * 255).round().astype(np.intp), 0, 255), minlength=256)
     level = int(ring.argmax())
     if ring[max(0, level - 2) : level + 3].sum() < 0.9 * border.size:
         return None
-    sample = q[::3, ::3].ravel()
-    counts = np.bincount(np.clip(sample, 0, 255), minlength=256)
+    sample = np.clip((signal[::3, ::3] * 255).round().astype(np.intp), 0, 255).ravel()
+    counts = np.bincount(sample, minlength=256)
     exact = counts[max(0, level - 2) : level + 3].sum()
     near = counts[max(0, level - 12) : level + 13].sum() - exact
     return level / 255 if exact >= 0.15 * sample.size and near < 0.25 * exact else None
@@ -452,7 +466,7 @@ def _flat_level(signal: np.ndarray) -> float | None:
 
 def _noise(signal: np.ndarray) -> float:
     """Pixel noise sigma from neighbour differences (MAD), blind to lighting; floored at one grey level."""
-    sample = signal[::2] if signal.size > 40000 else signal
+    sample = signal[:: max(1, signal.size // 10000)]  # ~10k pixels of rows are plenty
     diff = np.abs(np.diff(sample, axis=1))
     return max(1.4826 * float(np.median(diff)) / math.sqrt(2), 1 / 255)
 
@@ -525,7 +539,10 @@ def _opening_background(signal: np.ndarray, stroke: float, tight: bool = False) 
     long_side = max(signal.shape)
     cap = (0.5 if tight else 0.15) * long_side
     window = int(np.clip(1.5 * stroke + 4, max(9, 0.06 * long_side), max(9, cap))) | 1
-    return _running(_running(signal, window, np.minimum), window, np.maximum)
+    opened = _running(_running(signal, window, np.minimum), window, np.maximum)
+    # Where light changes along a diagonal, a square opening leaves rectangular pits below
+    # the paper; a closing of the same size fills them (the strokes are already gone).
+    return _running(_running(opened, window, np.maximum), window, np.minimum)
 
 
 def _running(a: np.ndarray, size: int, op) -> np.ndarray:
@@ -546,60 +563,76 @@ def _running(a: np.ndarray, size: int, op) -> np.ndarray:
 
 
 def _remove_lines(ink: np.ndarray) -> None:
-    """Erase ruled/squared-paper lines: thin structures that run across most of the image."""
+    """Erase ruled/squared-paper lines: thin structures running across most of the picture.
+
+    A row (column) holds a line when its thin pixels cover >= 25% of it and stretch
+    over >= 80% of it or run off the picture's edge: under uneven light a line fades
+    and breaks, so neither full coverage nor one unbroken run is required. A digit's
+    bar is thicker, or shorter and inside the picture.
+    """
     mask = ink > 0.1
     h, w = mask.shape
     thin = max(2, round(0.01 * max(h, w)))  # a printed line is ~1% of the page, a stroke far more
     for axis, length in ((1, w), (0, h)):
-        if mask.sum(axis=axis).max(initial=0) < 0.5 * length:
-            continue  # no row/column is half full: no line along this axis
+        if not _spanning(mask, axis, length).any():
+            continue  # cheap test first: no row (column) is crossed by ink at all
         # Pixels whose run across the line direction is short belong to thin structures.
         across = _run_lengths(mask.T).T if axis == 1 else _run_lengths(mask)
         thin_px = mask & (across <= thin)
-        fill = thin_px.sum(axis=axis)
-        # Allow a slight tilt: a line's pixels may spread over neighbouring rows/columns.
-        fill = np.maximum.reduce([np.roll(fill, k) for k in (-1, 0, 1)])
-        lines = fill >= 0.5 * length
+        # Allow a slight tilt: a line's pixels may spread over neighbouring rows (columns).
+        lines = np.maximum.reduce([np.roll(_spanning(thin_px, axis, length), k) for k in (-1, 0, 1)])
         if lines.any():
-            sel = (lines[:, None] if axis == 1 else lines[None, :]) & thin_px
-            ink[sel] = 0.0
+            ink[(lines[:, None] if axis == 1 else lines[None, :]) & thin_px] = 0.0
+
+
+def _spanning(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """Per row (axis=1) or column (axis=0): covered >= 25% and either spanning >= 80% or reaching an edge."""
+    count = mask.sum(axis=axis)
+    first = mask.argmax(axis=axis)
+    last = length - 1 - np.flip(mask, axis=axis).argmax(axis=axis)
+    edge = 0.05 * length
+    return (count >= 0.25 * length) & ((last - first >= 0.8 * length) | (first <= edge) | (last >= length - 1 - edge))
 
 
 def _run_lengths(mask: np.ndarray) -> np.ndarray:
     """Length of the horizontal run of True each pixel belongs to (0 outside the mask)."""
-    rows, starts, ends = _runs(mask)
-    out = np.zeros(mask.size + 1, np.int32)
-    w = mask.shape[1]
-    np.add.at(out, rows * w + starts, ends - starts)
-    np.subtract.at(out, rows * w + ends, ends - starts)
-    return np.cumsum(out[:-1]).reshape(mask.shape).astype(np.int32) * mask
+    runs = _runs(mask)
+    return _paint(mask.shape, runs, runs[2] - runs[1])
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Horizontal runs of True: (row, start, end-exclusive), in row-major order."""
     h, w = mask.shape
-    padded = np.zeros((h, w + 2), np.int8)
-    padded[:, 1:-1] = mask
-    d = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(d == 1)
-    _, ends = np.nonzero(d == -1)
-    return rows, starts, ends
+    padded = np.zeros((h, w + 1), bool)  # a False column ends every row's last run
+    padded[:, :w] = mask
+    flat = padded.ravel()
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    if flat[0]:
+        edges = np.concatenate([[0], edges])
+    starts, ends = edges[0::2], edges[1::2]
+    rows = starts // (w + 1)
+    return rows, starts - rows * (w + 1), ends - rows * (w + 1)
 
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean mask -> (int32 labels, 0 = background; count).
+    """8-connected components of a boolean mask -> (int32 labels, 0 = background; count)."""
+    runs, label, n = _label_runs(mask)
+    return _paint(mask.shape, runs, label), n
 
-    Pure NumPy: label horizontal runs, link runs that touch on the next row, and
-    merge the links with vectorised union-find (hooking + pointer jumping).
+
+def _label_runs(mask: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, int]:
+    """Label the horizontal runs of a mask by 8-connected component -> (runs, label 1..n per run, n).
+
+    Pure NumPy: runs on consecutive rows that touch (diagonals included) are linked,
+    and the links merged by vectorised union-find (hooking + pointer jumping).
     """
-    h, w = mask.shape
     rows, starts, ends = _runs(mask)
     n = len(rows)
     if n == 0:
-        return np.zeros(mask.shape, np.int32), 0
-    stride = w + 2
+        return (rows, starts, ends), np.zeros(0, np.intp), 0
+    stride = mask.shape[1] + 2
     start_key, end_key = rows * stride + starts, rows * stride + ends
-    # Run j on row r+1 touches run i on row r (diagonals included) if start_j <= end_i and end_j >= start_i.
+    # Run j on row r+1 touches run i on row r if start_j <= end_i and end_j >= start_i.
     lo = np.searchsorted(end_key, (rows + 1) * stride + starts, side="left")
     hi = np.searchsorted(start_key, (rows + 1) * stride + ends, side="right")
     counts = np.maximum(hi - lo, 0)
@@ -620,16 +653,21 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
             if np.array_equal(jumped, parent):
                 break
             parent = jumped
-    roots, run_label = np.unique(parent, return_inverse=True)
-    run_label = run_label + 1
-    flat = np.zeros(h * w + 1, np.int32)
-    np.add.at(flat, rows * w + starts, run_label)
-    np.subtract.at(flat, rows * w + ends, run_label)
-    return np.cumsum(flat[:-1], dtype=np.int32).reshape(h, w), len(roots)
+    roots, label = np.unique(parent, return_inverse=True)
+    return (rows, starts, ends), label + 1, len(roots)
 
 
-def _components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Label ink > 0.3 on a max-pooled copy; -> (labels, areas by label, pool factor)."""
+def _paint(shape: tuple[int, int], runs, values: np.ndarray) -> np.ndarray:
+    """Fill each run with its value (difference array + cumulative sum, no Python loop)."""
+    rows, starts, ends = runs
+    h, w = shape
+    values = np.asarray(values, np.float64)
+    diff = np.bincount(rows * w + starts, values, h * w + 1) - np.bincount(rows * w + ends, values, h * w + 1)
+    return np.cumsum(diff[:-1].astype(np.int32)).reshape(h, w)  # values are whole numbers
+
+
+def _components(ink: np.ndarray) -> _Components:
+    """Components of ink > 0.3 on a copy max-pooled to <= LABEL_MAX px (areas and boxes from the runs)."""
     h, w = ink.shape
     pool = max(1, math.ceil(max(h, w) / LABEL_MAX))
     mask = ink > 0.3
@@ -642,22 +680,30 @@ def _components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         for i in range(pool):
             for j in range(pool):
                 mask |= padded[i::pool, j::pool]
-    labels, n = label_components(mask)
-    return labels, np.bincount(labels.ravel(), minlength=n + 1), pool
+    runs, label, n = _label_runs(mask)
+    rows, starts, ends = runs
+    areas = np.bincount(label, ends - starts, n + 1).astype(np.int64)
+    boxes = np.zeros((n + 1, 4), np.int64)
+    boxes[:, 0], boxes[:, 1] = mask.shape[1], mask.shape[0]
+    np.minimum.at(boxes[:, 0], label, starts)
+    np.minimum.at(boxes[:, 1], label, rows)
+    np.maximum.at(boxes[:, 2], label, ends)
+    np.maximum.at(boxes[:, 3], label, rows + 1)
+    return _Components(runs, label, areas, boxes, mask.shape, pool)
 
 
-def _drop(ink: np.ndarray, labels: np.ndarray, pool: int, drop: np.ndarray) -> None:
+def _drop(ink: np.ndarray, parts: _Components, drop: np.ndarray) -> None:
     """Zero the ink of the components flagged in `drop` (indexed by label; 0 is ignored)."""
     drop = drop.copy()
     drop[0] = False
     if not drop.any():
         return
-    gone = drop[labels]
+    gone = _paint(parts.shape, parts.runs, drop[parts.label]) > 0
     # Grow by one grid pixel so the faint anti-aliased rim of a speck goes too.
     p = np.pad(gone, 1)
     gone = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
-    if pool > 1:
-        gone = np.repeat(np.repeat(gone, pool, axis=0), pool, axis=1)
+    if parts.pool > 1:
+        gone = np.repeat(np.repeat(gone, parts.pool, axis=0), parts.pool, axis=1)
     ink[gone[: ink.shape[0], : ink.shape[1]]] = 0.0
 
 
@@ -693,12 +739,12 @@ def preprocess(image: ImageInput) -> Preprocessed:
 
 def _digit_box(found: _Ink) -> tuple[int, int, int, int] | None:
     """Keep the main component and the pieces that belong to it; -> its box at working resolution."""
-    labels, areas, pool = found.labels, found.areas, found.pool
+    parts = found.parts
+    areas, boxes, pool = parts.areas, parts.boxes, parts.pool
     if len(areas) < 2 or areas[1:].max() == 0:
         return None
     order = np.argsort(areas[1:])[::-1] + 1
     order = order[areas[order] > 0]
-    boxes = _label_boxes(labels, len(areas))
     main = order[0]
     keep = np.zeros(len(areas), bool)
     keep[main] = True
@@ -713,7 +759,7 @@ def _digit_box(found: _Ink) -> tuple[int, int, int, int] | None:
         if (ratio >= 0.3 and gap <= 0.5 * size) or (ratio >= 0.02 and gap <= 0.2 * size):
             keep[lab] = True
             gx0, gy0, gx1, gy1 = min(gx0, x0), min(gy0, y0), max(gx1, x1), max(gy1, y1)
-    _drop(found.ink, labels, pool, ~keep)
+    _drop(found.ink, parts, ~keep)
     h, w = found.ink.shape
     x0, y0, x1, y1 = gx0 * pool, gy0 * pool, min(w, gx1 * pool), min(h, gy1 * pool)
     # Refine the pooled box to exact working pixels.
@@ -722,21 +768,6 @@ def _digit_box(found: _Ink) -> tuple[int, int, int, int] | None:
     if rows.size == 0:
         return None
     return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
-
-
-def _label_boxes(labels: np.ndarray, n: int) -> np.ndarray:
-    """(n, 4) boxes (x0, y0, x1, y1) per label, vectorised."""
-    h, w = labels.shape
-    ys, xs = np.nonzero(labels)
-    lab = labels[ys, xs]
-    boxes = np.empty((n, 4), np.int64)
-    boxes[:, 0], boxes[:, 1] = w, h
-    boxes[:, 2], boxes[:, 3] = 0, 0
-    np.minimum.at(boxes[:, 0], lab, xs)
-    np.minimum.at(boxes[:, 1], lab, ys)
-    np.maximum.at(boxes[:, 2], lab, xs + 1)
-    np.maximum.at(boxes[:, 3], lab, ys + 1)
-    return boxes
 
 
 def to_model_input(ink: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -766,7 +797,7 @@ def to_model_input(ink: np.ndarray, box: tuple[int, int, int, int] | None = None
 
 
 # Stroke width at STROKE_SIDE px of MNIST training digits (2*area/perimeter of ink > 0.5).
-STROKE_MIN, STROKE_MAX = 7.0, 14.0
+STROKE_MIN, STROKE_MAX = 9.0, 16.0
 
 
 def _normalise_stroke(mid: np.ndarray) -> np.ndarray:
@@ -775,9 +806,7 @@ def _normalise_stroke(mid: np.ndarray) -> np.ndarray:
         width = _stroke_width(mid > 0.5)
         if width == 0 or STROKE_MIN <= width <= STROKE_MAX:
             break
-        p = np.pad(mid, 1, mode="constant")
-        shifted = [p[i : i + mid.shape[0], j : j + mid.shape[1]] for i in range(3) for j in range(3)]
-        mid = np.max(shifted, axis=0) if width < STROKE_MIN else np.min(shifted, axis=0)
+        mid = _running(mid, 3, np.maximum if width < STROKE_MIN else np.minimum)
         if width > STROKE_MAX and _stroke_width(mid > 0.5) < STROKE_MIN:
             break
     return mid

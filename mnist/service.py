@@ -1,7 +1,7 @@
 """The one call pages and the API make: predict, then try to keep it in the history.
 
 A prediction never depends on the database: when saving fails the caller still
-gets the digit, with saved=False and a warning it can show.
+gets the digit (or the number), with saved=False and a warning it can show.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mnist.errors import StoreUnavailable
+from mnist.numbers import NumberReading, read_number
 from mnist.predict import Prediction, get_predictor
 from mnist.preprocess import ImageInput, load_image, preprocess, thumbnail_png
 from mnist.store import Store
 
 NOT_SAVED = "The history database is unavailable: this prediction was not saved."
+NUMBER_SOURCE = "number"
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,52 @@ def predict_many_and_save(
                 )
             )
     return results
+
+
+# ---------------------------------------------------------------- whole numbers
+
+
+@dataclass(frozen=True)
+class NumberOutcome:
+    """A number read from an image and what became of it in the history."""
+
+    reading: NumberReading
+    record_id: int | None
+    saved: bool
+    warning: str | None = None
+
+
+def representative(reading: NumberReading) -> Prediction:
+    """The digit a number's history row stands on: its least confident one (the first, on a tie).
+
+    A history row holds one 28x28 input, digit and probability vector. The weakest digit's are the
+    ones that explain the number's confidence (which is that digit's), keep the row consistent
+    (confidence = max(probabilities), the input is what that digit's probabilities came from), and
+    it is the digit a person checking the row most needs to see. The whole text is predicted_text.
+    """
+    return min(reading.digits, key=lambda d: d.confidence)
+
+
+def save_reading(
+    store: Store | None, reading: NumberReading, image: ImageInput, *, filename: str | None, latency_ms: float
+) -> NumberOutcome:
+    """Try to store a number as ONE history row (source "number", predicted_text = the number)."""
+    outcome = save_prediction(
+        store,
+        representative(reading),
+        image,
+        source=NUMBER_SOURCE,
+        filename=filename,
+        latency_ms=latency_ms,
+        predicted_text=reading.text,
+    )
+    return NumberOutcome(reading, outcome.record_id, outcome.saved, outcome.warning)
+
+
+def read_number_and_save(image: ImageInput, *, filename: str | None = None, store: Store | None) -> NumberOutcome:
+    """Read the whole number in an image (InvalidImage / NoDigitFound / TooManyDigits propagate), then save it."""
+    started = time.perf_counter()
+    loaded = load_image(image)  # decode once: the reading and the thumbnail both use it
+    reading = read_number(loaded)
+    latency_ms = (time.perf_counter() - started) * 1000
+    return save_reading(store, reading, loaded, filename=filename, latency_ms=latency_ms)

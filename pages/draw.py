@@ -1,4 +1,7 @@
-"""Draw: the model reads the digit live as it is drawn; Save keeps it, and the person can say what it really was."""
+"""Draw: the model reads the digit (or a whole number) live as it is drawn; Save keeps it in the history.
+
+A saved digit can then be confirmed or corrected; a number is saved as one row (source "number").
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,19 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from ui import resources, views
+from ui import numbers, resources, views
 
 if TYPE_CHECKING:
+    from mnist.numbers import NumberReading
     from mnist.predict import Prediction
 
 CANVAS_SIDE = 320  # px; MNIST digits are drawn to fill about 70% of this
 DEFAULT_STROKE = 22  # px at 320: after scaling to 28 px, about the 2-3 px pen of the MNIST originals
 EMPTY = "Draw a digit in the black square; the prediction appears as soon as you lift the mouse."
+MODES = ("Digit", "Number")
+NUMBER_CANVAS = (900, 280)  # px: room for about six digits as tall as the single-digit ones
+NUMBER_STROKE = 18  # px: digits here are ~200 px tall instead of ~225, so a slightly thinner pen
+EMPTY_NUMBER = "Write a number (up to 12 digits) in the black strip; it is read as soon as you lift the mouse."
 
 
 def live_prediction(png: bytes) -> tuple[str, Prediction, float]:
@@ -146,6 +154,97 @@ def drawing() -> None:
             st.warning(error, icon=":material/cloud_off:")
 
 
+def live_reading(png: bytes) -> tuple[str, NumberReading, float, bytes]:
+    """(digest, reading, ms, boxes drawn over the drawing), computed once per distinct drawing."""
+    from mnist.numbers import read_number
+
+    digest = hashlib.sha256(png).hexdigest()
+    cached = st.session_state.get("number_reading")
+    if cached and cached[0] == digest:
+        return cached
+    started = time.perf_counter()
+    reading = read_number(png)
+    latency_ms = (time.perf_counter() - started) * 1000
+    cached = (digest, reading, latency_ms, numbers.overlay_png(png, reading))
+    st.session_state["number_reading"] = cached
+    return cached
+
+
+def save_number(png: bytes, digest: str, reading: NumberReading, latency_ms: float) -> None:
+    """Store the number as one history row (nothing is written while writing it)."""
+    from mnist.service import save_reading
+
+    outcome = save_reading(resources.get_store(), reading, png, filename=None, latency_ms=latency_ms)
+    if outcome.saved:
+        st.session_state["number_saved"] = {"digest": digest, "id": outcome.record_id}
+    else:
+        resources.forget_database_status()
+        st.session_state["draw_save_error"] = outcome.warning or "Not saved: DATABASE_URL is not a valid URL."
+
+
+@st.fragment
+def number_drawing() -> None:
+    """The wide canvas and its reading rerun alone on each stroke, like the digit canvas."""
+    width, height = NUMBER_CANVAS
+    result = st_canvas(
+        stroke_width=st.session_state.get("number_stroke_width", NUMBER_STROKE),
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        width=width,
+        height=height,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key="number_canvas",
+    )
+    tools, pen = st.columns([2, 1])
+    tools.caption("Point at the canvas for its toolbar: undo, redo, and the bin clears it. Leave a gap between digits.")
+    pen.slider("Stroke width", min_value=8, max_value=40, value=NUMBER_STROKE, step=1, key="number_stroke_width")
+
+    png = result.image_bytes
+    strokes = (result.json_data or {}).get("objects") or []
+    if png is None or not strokes:
+        st.info(EMPTY_NUMBER, icon=":material/draw:")
+        return
+    from mnist.errors import InvalidImage, NoDigitFound, TooManyDigits
+
+    try:
+        digest, reading, latency_ms, overlay = live_reading(png)
+    except NoDigitFound:
+        st.info("The canvas is empty: " + EMPTY_NUMBER, icon=":material/draw:")
+        return
+    except TooManyDigits as exc:
+        st.warning(f"Too many digits: {exc}.", icon=":material/warning:")
+        return
+    except InvalidImage as exc:
+        st.error(f"Could not read the drawing: {exc}")
+        return
+    except FileNotFoundError:
+        st.error("No model weights found (weights/mnist_cnn.pt), so nothing can be read.")
+        return
+    numbers.reading_view(reading, overlay)
+
+    saved = st.session_state.get("number_saved")
+    error = st.session_state.pop("draw_save_error", None)
+    if saved and saved["digest"] == digest:
+        st.success(f"Saved to the history as #{saved['id']}.", icon=":material/check:")
+    else:
+        st.button(
+            "Save to history",
+            type="primary",
+            icon=":material/save:",
+            key="save_number",
+            on_click=save_number,
+            args=(png, digest, reading, latency_ms),
+        )
+    if error:
+        st.warning(error, icon=":material/cloud_off:")
+
+
 views.page_start()
-st.title("Draw a digit")
-drawing()
+number_mode = st.session_state.get("draw_mode") == "Number"
+st.title("Draw a number" if number_mode else "Draw a digit")
+st.radio("Read", MODES, horizontal=True, key="draw_mode", label_visibility="collapsed")
+if number_mode:
+    number_drawing()
+else:
+    drawing()

@@ -137,7 +137,7 @@ def compose(
             # new digit's strokes sink deep into its neighbour's: that would be unreadable to people too.
             overlap = max(1, round(height * rng.uniform(0.05, 0.2)))
             x = cursor - min(overlap, w // 3 + 1, (cursor - boxes[-1][0]) // 3 + 1)
-            touch = _touch_offset(canvas, glyph, top, round(0.12 * height))
+            touch = _touch_offset(canvas, glyph, top, round(0.06 * height))
             if touch is not None:
                 x = max(x, touch)
         else:

@@ -117,7 +117,10 @@ def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
     for axis in (0, 1):
         p = np.pad(a, [(r + 1, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
         c = np.cumsum(p, axis=axis)
-        a = (np.take(c, range(2 * r + 1, c.shape[axis]), axis=axis) - np.take(c, range(0, c.shape[axis] - 2 * r - 1), axis=axis)) / (2 * r + 1)
+        a = (
+            np.take(c, range(2 * r + 1, c.shape[axis]), axis=axis)
+            - np.take(c, range(0, c.shape[axis] - 2 * r - 1), axis=axis)
+        ) / (2 * r + 1)
     return a
 
 
@@ -143,7 +146,9 @@ def place(canvas: np.ndarray, ink: np.ndarray, top: int, left: int) -> None:
 
 def random_place(rng: np.random.Generator, canvas_hw: tuple[int, int], ink_hw: tuple[int, int]) -> tuple[int, int]:
     """A uniformly random position that keeps the whole digit on the canvas (off-centre on purpose)."""
-    return int(rng.integers(0, max(1, canvas_hw[0] - ink_hw[0] + 1))), int(rng.integers(0, max(1, canvas_hw[1] - ink_hw[1] + 1)))
+    return int(rng.integers(0, max(1, canvas_hw[0] - ink_hw[0] + 1))), int(
+        rng.integers(0, max(1, canvas_hw[1] - ink_hw[1] + 1))
+    )
 
 
 def paint(ink: np.ndarray, paper, colour) -> np.ndarray:
@@ -178,7 +183,7 @@ def _lighting(rng, shape, *, low=0.55, shadow_depth=(0.2, 0.4)) -> np.ndarray:
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     theta = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(theta) * xx / w + np.sin(theta) * yy / h)
+    ramp = np.cos(theta) * xx / w + np.sin(theta) * yy / h
     ramp = (ramp - ramp.min()) / max(1e-6, np.ptp(ramp))
     light = low + (1 - low) * ramp
     # A shadow (hand or phone) across one side, its edge blurred like a real penumbra.
@@ -192,7 +197,16 @@ def _lighting(rng, shape, *, low=0.55, shadow_depth=(0.2, 0.4)) -> np.ndarray:
 
 
 def photo(
-    ink, rng, *, paper=(225, 245), ink_level=(20, 70), low=0.55, shadow=(0.2, 0.4), noise=(2, 6), blur=(0.5, 1.2), quality=(20, 40)
+    ink,
+    rng,
+    *,
+    paper=(225, 245),
+    ink_level=(20, 70),
+    low=0.55,
+    shadow=(0.2, 0.4),
+    noise=(2, 6),
+    blur=(0.5, 1.2),
+    quality=(20, 40),
 ) -> bytes:
     """Ink on paper under uneven light, through a phone camera: noise, blur, JPEG."""
     base = rng.uniform(*paper)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from number_gen import mnist_sample
 from PIL import Image
 
 from mnist.api import create_app
@@ -47,6 +48,22 @@ def digits() -> list[tuple[int, bytes]]:
 
 
 BLANK = png(np.full((64, 64), 255, np.uint8))
+
+# One clearly written specimen of each digit in the committed MNIST sample (indices into it): numbers
+# built from them test the wiring around the reader, while tests/number_gen.py's varied numbers
+# measure the reader's own accuracy.
+WELL_FORMED = {0: 28, 1: 14, 2: 1, 3: 30, 4: 19, 5: 15, 6: 21, 7: 0, 8: 84, 9: 9}
+
+
+def number_png(text: str, *, paper: bool = False, height: int = 112) -> bytes:
+    """A written number: real MNIST digits side by side with small gaps, white on black or black on paper."""
+    images, _ = mnist_sample()
+    strip = np.pad(np.hstack([np.pad(images[WELL_FORMED[int(c)]], ((0, 0), (3, 3))) for c in text]), 14)
+    if paper:
+        strip = 255 - strip
+    scale = height / 28
+    size = (round(strip.shape[1] * scale), round(strip.shape[0] * scale))
+    return png(np.asarray(Image.fromarray(strip).resize(size, Image.Resampling.BILINEAR)))
 
 
 @pytest.fixture
@@ -303,9 +320,75 @@ def test_health_reports_model_and_database(client: TestClient) -> None:
 
 def test_openapi_docs_are_served_under_api(client: TestClient) -> None:
     schema = client.get("/api/openapi.json").json()
-    assert {"/image-predict", "/api/v1/predictions", "/api/v1/health"} <= set(schema["paths"])
+    assert {"/image-predict", "/api/v1/predictions", "/api/v1/numbers", "/api/v1/health"} <= set(schema["paths"])
     docs = client.get("/api/docs")
     assert docs.status_code == 200 and "/api/openapi.json" in docs.text
+
+
+# ------------------------------------------------------------------ v1: numbers
+
+
+def test_number_is_read_left_to_right_and_saved_as_one_row(client: TestClient, store: Store) -> None:
+    image = number_png("2024", paper=True)
+    body = {"image": "data:image/png;base64," + b64(image), "filename": "year.png"}
+    response = client.post("/api/v1/numbers", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["text"] == "2024"
+    assert [d["prediction"] for d in result["digits"]] == [2, 0, 2, 4]
+    for digit in result["digits"]:
+        assert len(digit["probabilities"]) == 10 and digit["confidence"] == max(digit["probabilities"])
+    assert result["confidence"] == min(d["confidence"] for d in result["digits"])
+    width, height = Image.open(io.BytesIO(image)).size
+    boxes = result["boxes"]
+    assert len(boxes) == 4 and all(0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height for x0, y0, x1, y1 in boxes)
+    assert all(left[2] <= right[0] for left, right in zip(boxes, boxes[1:], strict=False)), boxes  # left to right
+    assert result["saved"] is True and isinstance(result["id"], int) and "warning" not in result
+
+    record = store.get(result["id"])
+    assert (record.source, record.predicted_text, record.filename) == ("number", "2024", "year.png")
+    assert record.confidence == pytest.approx(result["confidence"])  # the row stands on the weakest digit
+    weakest = min(result["digits"], key=lambda d: d["confidence"])
+    assert record.digit == weakest["prediction"] and record.probabilities == pytest.approx(weakest["probabilities"])
+    assert record.model_input.shape == (28, 28) and record.original.startswith(b"\x89PNG")
+    assert store.stats().total == 1  # one number, one row
+
+    listed = client.get("/api/v1/predictions", params={"source": "number"}).json()
+    assert [(i["id"], i["predicted_text"]) for i in listed["items"]] == [(result["id"], "2024")]
+
+
+def test_single_digit_and_white_on_black_numbers_are_read(client: TestClient) -> None:
+    assert client.post("/api/v1/numbers", json={"image": b64(number_png("7"))}).json()["text"] == "7"
+    assert client.post("/api/v1/numbers", json={"image": b64(number_png("305"))}).json()["text"] == "305"
+
+
+def test_number_without_ink_is_no_digit_found(client: TestClient, store: Store) -> None:
+    response = client.post("/api/v1/numbers", json={"image": b64(BLANK)})
+    assert response.status_code == 422
+    assert "no digit found" in response.json()["detail"]
+    assert store.stats().total == 0
+
+
+def test_number_of_thirteen_digits_is_refused_clearly(client: TestClient, store: Store) -> None:
+    response = client.post("/api/v1/numbers", json={"image": b64(number_png("1234567890123"))})
+    assert response.status_code == 422
+    assert "at most 12" in response.json()["detail"]
+    assert store.stats().total == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"image": "%%% not base64 %%%"}, 400),
+        ({"image": "aGVsbG8gd29ybGQ="}, 400),
+        ({"image": b64(png(np.zeros((28, 28), np.uint8), fmt="PPM"))}, 415),
+        ({"filename": "x.png"}, 422),
+    ],
+)
+def test_bad_number_bodies_get_the_same_statuses(client: TestClient, body: dict, status: int) -> None:
+    response = client.post("/api/v1/numbers", json=body)
+    assert response.status_code == status, response.text
+    assert isinstance(response.json()["detail"], str)
 
 
 # ------------------------------------------------------------------ token
@@ -346,6 +429,16 @@ def test_database_down_predictions_still_answer(digits, monkeypatch: pytest.Monk
             assert response.status_code == 503 and "unavailable" in response.json()["detail"], path
         health = client.get("/api/v1/health").json()
         assert health["status"] == "ok" and health["database"] == "unavailable"
+
+
+def test_database_down_numbers_still_read() -> None:
+    down = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/nowhere", connect_timeout=1)
+    with TestClient(create_app(store=down)) as client:
+        response = client.post("/api/v1/numbers", json={"image": b64(number_png("31"))})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["text"] == "31" and body["saved"] is False and body["id"] is None
+        assert "not saved" in body["warning"]
 
 
 def test_database_that_comes_back_is_migrated_then(tmp_path: Path, digits) -> None:

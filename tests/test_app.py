@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
+from test_api import number_png
 
 from mnist.data import read_idx
 from mnist.predict import predict
+from mnist.service import read_number_and_save
 from mnist.store import Filters, Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,11 +85,11 @@ def current_url() -> str:
     return os.environ["DATABASE_URL"]
 
 
-def draw(at: AppTest, png: bytes, *, strokes: int = 1) -> None:
+def draw(at: AppTest, png: bytes, *, strokes: int = 1, canvas: str = "canvas") -> None:
     """What the canvas sends after a stroke: its Fabric.js objects and the PNG it renders."""
     url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     objects = [{"type": "path"}] * strokes
-    at.session_state["canvas"] = {"drawing": {"raw": {"objects": objects}, "data": url}}
+    at.session_state[canvas] = {"drawing": {"raw": {"objects": objects}, "data": url}}
     at.run()
     assert not at.exception, [e.value for e in at.exception]
 
@@ -99,6 +101,27 @@ def shown_digit(at: AppTest) -> int | None:
         if found:
             return int(found.group(1))
     return None
+
+
+def shown_number(at: AppTest) -> str | None:
+    """The large number read on the page, if any."""
+    for block in at.markdown:
+        found = re.search(r'class="predicted-number"[^>]*>(\d+)<', block.value)
+        if found:
+            return found.group(1)
+    return None
+
+
+def canvas_number(text: str) -> bytes:
+    """What the wide Draw canvas (900x280, white on black) sends for a written number."""
+    written = Image.open(io.BytesIO(number_png(text)))
+    scale = min(900 / written.width, 280 / written.height)
+    written = written.resize((int(written.width * scale), int(written.height * scale)), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGBA", (900, 280), (0, 0, 0, 255))
+    canvas.paste(written.convert("RGBA"), ((900 - written.width) // 2, (280 - written.height) // 2))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def texts(elements) -> str:
@@ -207,6 +230,29 @@ def test_database_down_still_predicts_warns_and_save_says_why(monkeypatch):
     assert "unavailable" in texts(at.warning) and "not saved" in texts(at.warning)
 
 
+def test_number_mode_reads_the_written_number_and_saves_one_row(monkeypatch):
+    at = open_app(monkeypatch)
+    at.radio(key="draw_mode").set_value("Number").run()
+    assert at.title[0].value == "Draw a number"
+    assert "Write a number" in texts(at.info)
+    draw(at, canvas_number("2024"), strokes=4, canvas="number_canvas")
+    assert shown_number(at) == "2024"
+    captions = [caption for image in at.image for caption in image.captions]
+    assert any("Each box is one digit" in c for c in captions)
+    assert [c.split(":")[0] for c in captions if c.startswith("#")] == ["#1", "#2", "#3", "#4"]  # each digit's input
+    assert saved(current_url()) == []  # live readings write nothing
+
+    at.button(key="save_number").click().run()
+    rows = saved(current_url())
+    assert [(r.source, r.predicted_text, r.filename) for r in rows] == [("number", "2024", None)]
+    assert rows[0].original is not None and rows[0].original.startswith(b"\x89PNG")
+    assert f"#{rows[0].id}" in texts(at.success)
+    assert not [b for b in at.button if b.key == "save_number"]  # the same drawing is not saved twice
+
+    draw(at, canvas_number("1234567890123"), strokes=13, canvas="number_canvas")
+    assert shown_number(at) is None and "at most 12" in texts(at.warning)
+
+
 # --- Upload -----------------------------------------------------------------------------------------
 
 
@@ -270,6 +316,33 @@ def test_camera_photo_is_read_and_saved_as_camera(monkeypatch):
     assert not at.exception
     assert shown_digit(at) == 9
     assert [(r.source, r.digit, r.filename) for r in saved(current_url())] == [("camera", 9, None)]
+
+
+def test_uploads_read_as_numbers_are_saved_as_number_rows(monkeypatch):
+    at = open_app(monkeypatch, page="pages/upload.py")
+    at.toggle(key="upload_numbers").set_value(True).run()
+    at.file_uploader(key="uploads").set_value(("year.png", number_png("2024", paper=True), "image/png")).run()
+    assert not at.exception
+    assert shown_number(at) == "2024"
+    rows = saved(current_url())
+    assert [(r.source, r.predicted_text, r.filename) for r in rows] == [("number", "2024", "year.png")]
+    at.run()  # a rerun must not save the same upload again
+    assert len(saved(current_url())) == 1
+
+    blank = io.BytesIO()
+    Image.new("L", (300, 100), 255).save(blank, format="PNG")
+    files = [
+        ("room.png", number_png("305"), "image/png"),
+        ("blank.png", blank.getvalue(), "image/png"),
+        ("code.png", number_png("98", paper=True), "image/png"),
+    ]
+    at.file_uploader(key="uploads").set_value(files).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["number"].fillna("")) == ["305", "", "98"]
+    assert "No digit found" in table["status"][1]
+    assert "**1 could not be read**" in texts(at.markdown)
+    assert sorted(r.predicted_text for r in saved(current_url())) == ["2024", "305", "98"]
 
 
 # --- History ----------------------------------------------------------------------------------------
@@ -396,6 +469,20 @@ def test_confidence_histogram_is_counted_in_the_database(database_url):
     assert store.confidence_histogram() == expected
     assert store.confidence_histogram(Filters(min_confidence=1.0)) == [0] * 9 + [sum(c >= 1.0 for c in confidences)]
     assert sum(store.confidence_histogram(bins=4)) == 4
+
+
+def test_history_shows_and_filters_number_rows(monkeypatch):
+    url = current_url()
+    seed(url, [(7, "draw", None)])
+    number = read_number_and_save(number_png("4567"), filename="house.png", store=Store(url))
+    at = open_app(monkeypatch, page="pages/history.py")
+    assert list(history_table(at).value["prediction"]) == ["4567", "7"]
+    at.selectbox(key="f_source").set_value("number").run()
+    table = history_table(at).value
+    assert list(table["id"]) == [number.record_id] and list(table["source"]) == ["number"]
+    select_row(at, 0)
+    assert "predicted 4567" in texts(at.markdown).replace("*", "")
+    assert "least certain digit" in texts(at.caption)
 
 
 def test_history_with_database_down_warns_without_a_traceback(monkeypatch):

@@ -44,6 +44,8 @@ VIEWPORT = {"width": 1400, "height": 950}
 # The strokes of a 7 on the 320 px canvas: the top bar, then the long diagonal.
 SEVEN = [[(90, 75), (235, 75), (145, 270)]]
 DRAWS = 7  # release-to-prediction samples
+# "17" on the 900x280 Number canvas: a 1 in one stroke, a clear gap, then a 7 (bar and diagonal).
+SEVENTEEN = [[(300, 45), (292, 235)], [(420, 50), (560, 50), (470, 240)]]
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -329,6 +331,20 @@ def test_draw_save_upload_history_relabel(page, app_url, tmp_path):
     chosen.wait_for()
     assert chosen.get_attribute("aria-checked") == "true"
     assert grid_rows(page)[-1][5] == "7"  # the Label column of the drawing
+
+
+def test_number_mode_reads_a_number_written_stroke_by_stroke(page, app_url):
+    page.goto(app_url)
+    page.locator("[class*=st-key-draw_mode]").get_by_text("Number", exact=True).click()
+    page.get_by_text("Write a number").wait_for()
+    canvas = page.locator("canvas.upper-canvas")
+    assert canvas.bounding_box()["width"] == 900
+    stroke(page, canvas, SEVENTEEN[:1])
+    page.wait_for_function("() => document.querySelector('.predicted-number')?.innerText === '1'")
+    stroke(page, canvas, SEVENTEEN[1:])  # the 7's strokes: the reading follows the drawing
+    page.wait_for_function("() => document.querySelector('.predicted-number')?.innerText === '17'")
+    page.get_by_role("button", name="Save to history").click()
+    page.get_by_text("Saved to the history as #").wait_for()
 
 
 def test_oversized_and_non_image_uploads_say_why(page, app_url, tmp_path):

@@ -120,7 +120,7 @@ def test_to_model_input_reads_one_digit_of_several_by_box():
 
 def test_ink_map_has_the_input_size_or_a_reported_scale():
     ink = ink_map(black_on_white(drawing()))
-    assert ink.shape == (280, 280) and ink.dtype == np.float32 and 0 <= ink.min() and ink.max() <= 1
+    assert ink.shape == (280, 280) and ink.dtype == np.float32 and ink.min() >= 0 and ink.max() <= 1
     big = np.full((1000, 1700), 255, np.uint8)
     ink_big = ink_map(big)
     assert max(ink_big.shape) <= 800 and ink_big.max() == 0  # blank -> all zero, never an exception
@@ -153,7 +153,7 @@ def test_label_components_8_connected():
         lambda ink: np.dstack([black_on_white(ink)] * 3),
         lambda ink: np.dstack([black_on_white(ink)] * 3 + [np.full(ink.shape, 255, np.uint8)]),
         lambda ink: 1.0 - ink,  # float 0..1
-        lambda ink: (255.0 - ink * 255.0),  # float 0..255
+        lambda ink: 255.0 - ink * 255.0,  # float 0..255
         lambda ink: ink > 0.5,  # bool, True = ink (white on black)
         lambda ink: png(Image.fromarray(black_on_white(ink))),
         lambda ink: bytearray(png(Image.fromarray(black_on_white(ink)))),
@@ -179,7 +179,9 @@ def _mode(mode: str) -> Image.Image:
         return img
     if mode in ("I;16", "I", "F"):
         # High-bit-depth scans with their own range: 12-bit data here.
-        return Image.fromarray((np.asarray(gray, np.float64) * 16 + 100).astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]))
+        return Image.fromarray(
+            (np.asarray(gray, np.float64) * 16 + 100).astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode])
+        )
     if mode == "LA":
         return Image.merge("LA", (gray, Image.new("L", gray.size, 255)))
     return gray.convert(mode)
@@ -365,7 +367,12 @@ def test_bytes_over_the_limit_are_too_large(monkeypatch, tmp_path: Path):
 
 @pytest.mark.parametrize(
     "array",
-    [np.zeros((10, 10, 5), np.uint8), np.zeros((2, 3, 4, 5), np.uint8), np.full((20, 20), np.nan), np.zeros((5, 5), complex)],
+    [
+        np.zeros((10, 10, 5), np.uint8),
+        np.zeros((2, 3, 4, 5), np.uint8),
+        np.full((20, 20), np.nan),
+        np.zeros((5, 5), complex),
+    ],
     ids=["5-channels", "4-d", "nan", "complex"],
 )
 def test_malformed_arrays_are_invalid(array):

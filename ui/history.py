@@ -159,6 +159,8 @@ def actions(store: Store, record: Record) -> None:
                 f" · {record.source} · {record.created_at:%Y-%m-%d %H:%M:%S} UTC"
                 + (f" · {views.plain(record.filename)}" if record.filename else "")
             )
+            if record.predicted_text:
+                st.caption("A whole number: its model input, digit and label are those of its least certain digit.")
             key = f"relabel_{record.id}"
             st.pills(
                 "True digit (click it again to clear)",

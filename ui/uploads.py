@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from ui import resources, views
+from ui import numbers, resources, views
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mnist.numbers import NumberReading
     from mnist.predict import Prediction
 
 # Files per forward pass. A batch this size takes well under a second, so the progress bar
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
 BATCH = 32
 THUMB_SIDE = 96
 _STATE = "upload_rows"
+_NUMBER_STATE = "upload_number_rows"  # the same file read as a number is another result
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,22 @@ class Row:
     warning: str | None  # why a prediction was not saved
 
 
+@dataclass(frozen=True)
+class NumberRow:
+    """What became of one uploaded file read as a whole number."""
+
+    file_id: str
+    name: str
+    overlay: bytes | None  # the image with each digit's box drawn over it, None when it could not be read
+    reading: NumberReading | None
+    error: str | None  # why there is no reading
+    record_id: int | None
+    warning: str | None  # why the reading was not saved
+
+
 def problem(exc: Exception) -> str:
     """An engine error -> a sentence for the person who uploaded the file."""
-    from mnist.errors import ImageTooLarge, NoDigitFound, UnsupportedImageType
+    from mnist.errors import ImageTooLarge, NoDigitFound, TooManyDigits, UnsupportedImageType
 
     if isinstance(exc, ImageTooLarge):
         return f"Too large: {exc}"
@@ -43,6 +60,8 @@ def problem(exc: Exception) -> str:
         return f"Not a supported image type: {exc}"
     if isinstance(exc, NoDigitFound):
         return "No digit found: the image looks blank."
+    if isinstance(exc, TooManyDigits):
+        return f"Too many digits: {exc}."
     return f"Could not read this file: {exc}"
 
 
@@ -82,17 +101,52 @@ def _predict(files: list[Any], source: str) -> list[Row]:
     return rows
 
 
-def read(files: list[Any], *, source: str) -> list[Row]:
-    """Rows for these files in their order; only files not seen before are predicted and saved."""
-    seen: dict[str, Row] = st.session_state.setdefault(_STATE, {})
+def _read_numbers(files: list[Any], keep_names: bool) -> list[NumberRow]:
+    """Each file read as a whole number and saved as one row; a bad file fails alone."""
+    from mnist.service import read_number_and_save
+
+    store = resources.get_store()
+    rows: list[NumberRow] = []
+    bar = st.progress(0.0, text=f"Reading {len(files)} number(s)…")
+    for done, f in enumerate(files, start=1):
+        data = f.getvalue()
+        try:
+            outcome = read_number_and_save(data, filename=f.name if keep_names else None, store=store)
+        except ValueError as exc:  # InvalidImage, NoDigitFound, TooManyDigits
+            rows.append(NumberRow(f.file_id, f.name, None, None, problem(exc), None, None))
+        else:
+            overlay = numbers.overlay_png(data, outcome.reading)
+            rows.append(
+                NumberRow(f.file_id, f.name, overlay, outcome.reading, None, outcome.record_id, outcome.warning)
+            )
+        bar.progress(done / len(files), text=f"Read {done} of {len(files)} number(s)")
+    bar.empty()
+    if any(r.warning for r in rows):
+        resources.forget_database_status()
+    return rows
+
+
+def _once(files: list[Any], state: str, work: Callable[[list[Any]], list]) -> list:
+    """Rows for these files in their order; only files not seen before go through `work` (which saves)."""
+    seen: dict[str, Any] = st.session_state.setdefault(state, {})
     new = [f for f in files if f.file_id not in seen]
     if new:
-        for row in _predict(new, source):
+        for row in work(new):
             seen[row.file_id] = row
     return [seen[f.file_id] for f in files]
 
 
-def status(row: Row) -> str:
+def read(files: list[Any], *, source: str) -> list[Row]:
+    """Rows for these files in their order; only files not seen before are predicted and saved."""
+    return _once(files, _STATE, lambda new: _predict(new, source))
+
+
+def read_numbers(files: list[Any], *, keep_names: bool = True) -> list[NumberRow]:
+    """Number rows for these files in their order; only files not seen before are read and saved."""
+    return _once(files, _NUMBER_STATE, lambda new: _read_numbers(new, keep_names))
+
+
+def status(row: Row | NumberRow) -> str:
     """One line: saved, not saved and why, or what was wrong with the file."""
     if row.error:
         return row.error
@@ -101,9 +155,9 @@ def status(row: Row) -> str:
     return "Not saved: " + (row.warning or "history is off")
 
 
-def summary(rows: list[Row]) -> None:
+def summary(rows: list[Row] | list[NumberRow]) -> None:
     """A line of counts and a warning when the history could not take the predictions."""
-    read_ok = sum(r.prediction is not None for r in rows)
+    read_ok = sum(r.error is None for r in rows)
     saved = sum(r.record_id is not None for r in rows)
     failed = len(rows) - read_ok
     text = f"{len(rows)} file(s): {read_ok} read, {saved} saved to the history"
@@ -154,3 +208,39 @@ def details(row: Row) -> None:
         st.caption(status(row))
     with result_col:
         views.prediction(row.prediction)  # type: ignore[arg-type]
+
+
+def number_table(rows: list[NumberRow]) -> None:
+    """All files read as numbers: the boxes over each image, the number, its confidence, any problem."""
+    frame = pd.DataFrame(
+        {
+            "image": [views.data_url(r.overlay) for r in rows],
+            "file": [r.name for r in rows],
+            "number": [r.reading.text if r.reading else None for r in rows],
+            "confidence": [r.reading.confidence if r.reading else None for r in rows],
+            "status": [status(r) for r in rows],
+        }
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        row_height=64,
+        column_config={
+            "image": st.column_config.ImageColumn("Image", width="medium"),
+            "file": st.column_config.TextColumn("File"),
+            "number": st.column_config.TextColumn("Number"),
+            "confidence": st.column_config.ProgressColumn("Confidence", format="percent", min_value=0, max_value=1),
+            "status": st.column_config.TextColumn("Status", width="large"),
+        },
+        key="upload_number_table",
+    )
+
+
+def number_details(row: NumberRow) -> None:
+    """One file read as a number, in full: the number, the boxes over the image and each digit, or its problem."""
+    st.markdown(f"**{views.plain(row.name)}**")
+    if row.error:
+        st.error(row.error, icon=":material/broken_image:")
+        return
+    st.caption(status(row))
+    numbers.reading_view(row.reading, row.overlay)  # type: ignore[arg-type]

@@ -105,6 +105,8 @@ STYLE = """
 <style>
 .predicted-digit { font-size: 7rem; font-weight: 700; line-height: 1; text-align: center;
                    color: var(--primary-color, #4f46e5); font-variant-numeric: tabular-nums; }
+.predicted-number { font-size: 5rem; font-weight: 700; line-height: 1.1; text-align: center; overflow-wrap: anywhere;
+                    color: var(--primary-color, #4f46e5); font-variant-numeric: tabular-nums; letter-spacing: .05em; }
 .predicted-confidence { text-align: center; font-size: 1.1rem; opacity: .8; margin-top: .25rem; }
 </style>
 """

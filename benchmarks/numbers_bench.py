@@ -1,0 +1,108 @@
+"""Whole-number reading: accuracy by gap type and style on held-back numbers, and latency.
+
+    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200]
+
+Numbers of 2-8 real MNIST test digits (tests/number_gen.py, HELD_BACK split: digits 500-999 of the
+committed sample; the segmentation was tuned on digits 0-499) are read with mnist.read_number.
+Prints, per gap type (separated / touching / overlapping) and style, the sequence accuracy (the whole
+number exactly right) and the digit accuracy (1 - edit distance / length, so a missed or extra digit
+costs one), then p50/p99 latency of reading a 4-digit number end to end (decode to NumberReading).
+Targets: sequence accuracy >= 97% where digits don't touch, >= 85% where they touch or overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mnist.errors import NoDigitFound, TooManyDigits  # noqa: E402
+from mnist.numbers import read_number  # noqa: E402
+from mnist.predict import get_predictor  # noqa: E402
+from tests.number_gen import GAP_TYPES, HELD_BACK, STYLES, make_number, sample_set  # noqa: E402
+
+TARGETS = {"separated": 0.97, "touching": 0.85, "overlapping": 0.85}
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions cost one."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def read_text(image) -> str:
+    """The reading, or '' when the reader refuses (counts as wrong)."""
+    try:
+        return read_number(image).text
+    except (NoDigitFound, TooManyDigits):
+        return ""
+
+
+def accuracy(count: int, seed: int) -> dict[tuple[str, str], tuple[int, int, float, float]]:
+    """(gap, style) -> (numbers, exactly right, digit accuracy sum, seconds)."""
+    results = {}
+    for gap in GAP_TYPES:
+        for style in STYLES:
+            samples = sample_set(seed, count, gap, styles=(style,), indices=HELD_BACK)
+            right, digit_acc, start = 0, 0.0, time.perf_counter()
+            for s in samples:
+                text = read_text(s.image)
+                right += text == s.text
+                digit_acc += max(0.0, 1 - edit_distance(text, s.text) / len(s.text))
+            results[gap, style] = (len(samples), right, digit_acc, time.perf_counter() - start)
+    return results
+
+
+def latency(repeat: int, seed: int) -> tuple[float, float]:
+    """p50, p99 in ms of reading one 4-digit number (canvas style, separated and touching alternately)."""
+    rng = np.random.default_rng(seed)
+    images = [make_number(rng, 4, GAP_TYPES[i % 2], "canvas_rgba", HELD_BACK).image for i in range(20)]
+    read_number(images[0])  # load the model outside the timing
+    times = []
+    for i in range(repeat):
+        start = time.perf_counter()
+        read_number(images[i % len(images)])
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def main() -> None:
+    """Print the accuracy table and the latency line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=100, help="numbers per gap type and style (default 100)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=200, help="timed reads of a 4-digit number (default 200)")
+    args = parser.parse_args()
+
+    get_predictor()
+    results = accuracy(args.count, args.seed)
+    print(f"model {get_predictor().model_version}; {args.count} numbers of 2-8 digits per cell, HELD_BACK digits")
+    print(f"{'gap':<12} {'style':<15} {'numbers':>7} {'sequence':>9} {'digits':>7} {'ms/number':>10}")
+    for gap in GAP_TYPES:
+        total = right = 0
+        digits = 0.0
+        for style in STYLES:
+            n, r, d, seconds = results[gap, style]
+            total, right, digits = total + n, right + r, digits + d
+            print(f"{gap:<12} {style:<15} {n:>7} {r / n:>9.1%} {d / n:>7.1%} {seconds / n * 1000:>10.0f}")
+        verdict = "ok" if right / total >= TARGETS[gap] else "BELOW TARGET"
+        print(
+            f"{gap:<12} {'all':<15} {total:>7} {right / total:>9.1%} {digits / total:>7.1%}"
+            f"   target {TARGETS[gap]:.0%}: {verdict}"
+        )
+    p50, p99 = latency(args.repeat, args.seed)
+    print(f"latency, one 4-digit number end to end: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({args.repeat} reads)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""A whole number read from an image, as Draw and Upload show it: boxes over the image, the text, each digit."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import streamlit as st
+from PIL import Image, ImageDraw, ImageFont
+
+from ui import views
+
+if TYPE_CHECKING:
+    from mnist.numbers import NumberReading
+    from mnist.preprocess import ImageInput
+
+OVERLAY_SIDE = 900  # px: the Draw page's wide canvas, shown at its own size
+BOX_COLOUR = (255, 176, 0)  # amber: visible on a black canvas and on white paper alike
+DIGITS_PER_ROW = 6  # each digit's 28x28 input stays large enough to see its pixels
+
+
+def overlay_png(image: ImageInput, reading: NumberReading) -> bytes:
+    """The image (at most OVERLAY_SIDE px) with each digit's box and what it was read as drawn over a copy."""
+    from mnist.preprocess import load_image, thumbnail_png
+
+    loaded = load_image(image)
+    # thumbnail_png flattens transparency onto black, so a transparent canvas shows as drawn.
+    picture = Image.open(io.BytesIO(thumbnail_png(loaded, max_side=OVERLAY_SIDE, max_bytes=4_000_000)))
+    picture = picture.convert("RGB")
+    scale = picture.width / loaded.width
+    line = max(2, round(picture.height / 90))
+    font = ImageFont.load_default(size=max(12, round(picture.height / 10)))
+    pen = ImageDraw.Draw(picture)
+    for (x0, y0, x1, y1), digit in zip(reading.boxes, reading.digits, strict=True):
+        box = (x0 * scale - line, y0 * scale - line, x1 * scale + line, y1 * scale + line)
+        pen.rectangle(box, outline=BOX_COLOUR, width=line)
+        # The digit above its box, or inside it when the box touches the top edge.
+        top = box[1] - font.size - line if box[1] - font.size - line >= 0 else box[1] + line
+        pen.text((box[0] + line, top), str(digit.digit), fill=BOX_COLOUR, font=font)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def big_number(text: str, confidence: float) -> None:
+    """The number read, large, with the weakest digit's confidence underneath."""
+    digits = "".join(c for c in text if c.isdigit())  # only digits ever reach this HTML
+    st.markdown(
+        f'<div class="predicted-number" aria-label="Predicted number">{digits}</div>'
+        f'<div class="predicted-confidence">{confidence:.1%} confident (its least certain digit)</div>',
+        unsafe_allow_html=True,
+    )
+
+
+def verdict(reading: NumberReading) -> None:
+    """Say which digits the model is unsure of."""
+    unsure = [(i, d) for i, d in enumerate(reading.digits, start=1) if d.confidence < views.LOW_CONFIDENCE]
+    if unsure:
+        listed = ", ".join(f"digit {i} (**{d.digit}** at {d.confidence:.0%})" for i, d in unsure)
+        st.warning(
+            f"Not sure about {listed}. Leave a clear gap between digits and write each one large.",
+            icon=":material/help:",
+        )
+
+
+def digit_inputs(reading: NumberReading) -> None:
+    """Each digit's 28x28 model input, enlarged, with what it was read as."""
+    for start in range(0, len(reading.digits), DIGITS_PER_ROW):
+        columns = st.columns(DIGITS_PER_ROW)
+        for column, (i, digit) in zip(columns, enumerate(reading.digits[start:], start=start + 1), strict=False):
+            with column:
+                views.model_input(digit.model_input, caption=f"#{i}: {digit.digit} · {digit.confidence:.0%}")
+
+
+def reading_view(reading: NumberReading, overlay: bytes | None) -> None:
+    """The whole reading: the number, the boxes over the image, a note when unsure, and the digits' inputs."""
+    big_number(reading.text, reading.confidence)
+    if overlay is not None:
+        st.image(overlay, caption="Each box is one digit, read left to right")
+    verdict(reading)
+    st.caption("What the model saw, digit by digit (28×28 pixels each):")
+    digit_inputs(reading)
