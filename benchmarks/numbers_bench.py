@@ -1,6 +1,6 @@
 """Whole-number reading: accuracy by gap type and style on held-back numbers, and latency.
 
-    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200]
+    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N]
 
 Numbers of 2-8 real MNIST test digits (tests/number_gen.py, HELD_BACK split: digits 500-999 of the
 committed sample; the segmentation was tuned on digits 0-499) are read with mnist.read_number.
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,11 +83,17 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100, help="numbers per gap type and style (default 100)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=200, help="timed reads of a 4-digit number (default 200)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     get_predictor()
     results = accuracy(args.count, args.seed)
-    print(f"model {get_predictor().model_version}; {args.count} numbers of 2-8 digits per cell, HELD_BACK digits")
+    print(
+        f"torch {torch.get_num_threads()} CPU threads, model {get_predictor().model_version}; "
+        f"{args.count} numbers of 2-8 digits per cell from HELD_BACK digits, seed {args.seed}"
+    )
     print(f"{'gap':<12} {'style':<15} {'numbers':>7} {'sequence':>9} {'digits':>7} {'ms/number':>10}")
     for gap in GAP_TYPES:
         total = right = 0

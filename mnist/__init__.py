@@ -3,7 +3,14 @@
 Never imports streamlit; the dashboard and the API both call into here.
 """
 
-from mnist.errors import ImageTooLarge, InvalidImage, NoDigitFound, StoreUnavailable, TooManyDigits, UnsupportedImageType
+from mnist.errors import (
+    ImageTooLarge,
+    InvalidImage,
+    NoDigitFound,
+    StoreUnavailable,
+    TooManyDigits,
+    UnsupportedImageType,
+)
 from mnist.numbers import NumberReading, read_number
 from mnist.predict import Prediction, get_predictor, predict, predict_batch
 from mnist.preprocess import Preprocessed, preprocess

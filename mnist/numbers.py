@@ -3,19 +3,25 @@
 The reading shares preprocess's front end: `ink_map` settles alpha, polarity, lighting and noise,
 and every digit found goes through `to_model_input`, the same MNIST recipe a single digit gets.
 
-Segmentation is "over-segment, then let the classifier choose":
+Segmentation is "over-segment where in doubt, then let the classifier choose":
   1. pieces      connected components of the stroke mask, ordered by x; specks dropped, tiny
-                 fragments glued to the stroke they break off from;
-  2. boundaries  where one digit may end and the next begin: the gap before each piece, and
-                 candidate cuts through pieces wide enough to hold touching digits (cheap
-                 top-to-bottom paths through the ink, upright or leaning);
-  3. choice      every stretch of ink between two boundaries that could be one digit is a
-                 candidate (a 5 with a floating bar spans two pieces, touching digits sit on
-                 either side of a cut); all are classified in one batch, and dynamic programming
-                 picks the chain of boundaries whose digits are most plausible: classifier
-                 confidence plus simple shape priors (a digit is about as tall as the line and
-                 not much wider than tall; a cut through much ink is unlikely between digits).
+                 fragments glued to the stroke they broke off from. Each piece is read once on its
+                 own (one batch): a narrow piece, or one read confidently, as tall as the line and
+                 shaped like the digit it is read as, is taken whole and never cut.
+  2. boundaries  where one digit may end and the next begin: the gap before each piece, and inside
+                 the doubtful pieces, candidate cuts (cheap top-to-bottom paths through the ink,
+                 upright or leaning) and necks (the seams left when a light erosion breaks the
+                 thin bridge where two digits touch and each pixel goes back to its nearest core).
+  3. choice      every stretch of ink between two boundaries that could be one digit is a candidate
+                 (a 5 with a floating bar spans two pieces, touching digits sit either side of a
+                 cut); the new ones are classified in one batch, and dynamic programming picks the
+                 chain of boundaries whose digits are most plausible: classifier confidence plus
+                 simple shape priors (a digit is about as tall as the line, not much wider, shaped
+                 like the digit it is read as; a boundary through much ink is unlikely).
 The chosen digits then go through one more batched forward pass for the final reading.
+
+Weights and thresholds were tuned on numbers composed from MNIST test digits 0-499 (tests/number_gen.py,
+TUNE split); tests and benchmarks/numbers_bench.py score digits 500-999.
 """
 
 from __future__ import annotations
@@ -39,14 +45,15 @@ CUT_WIDTH = 0.35  # components wider than this may hold touching digits (two tou
 CUT_STEP = 0.04  # spacing of the trial cuts
 # Trial bands: (half width in H, lean in columns per row). The wide upright band finds the cheap way
 # through a gap; narrow leaning ones cut beside slanted 1s and along seams where strokes lie together.
-CUT_BANDS = ((0.12, 0.0), (0.05, 0.0), (0.05, 0.36), (0.05, -0.36), (0.05, 0.84), (0.05, -0.84))
+CUT_BANDS = ((0.12, 0.0), (0.05, 0.0), (0.05, 0.36), (0.05, -0.36))
 CUT_SPACING = 0.2  # candidate cuts closer than this ...
 CUT_MASS = 0.6  # ... must have at least a stroke this long between them
 MIN_SIDE = 0.5  # a cut must leave a stroke this long on both sides
-MAX_CUT_INK = 4.0  # a cut through more strokes than this (in stroke widths) splits a digit, not two
+MAX_CUT_INK = 2.0  # a cut through more strokes than this (in stroke widths) splits a digit, not two
 NECK_DEPTH = 0.45  # erode up to this many stroke widths to break the bridges between touching digits
 CRUMB = 0.2  # an island a cut leaves, smaller than this fraction of its side, belongs to the other side
 MAX_DIGIT_WIDTH = 1.6  # no single digit is wider than this
+MAX_BLANK = 0.25  # no single digit has a clear gap this wide inside it
 MAX_SPAN = 10  # boundaries a candidate digit may skip
 
 # Upright aspect (width / height with the slant sheared away) of each digit: geometric mean and sd of
@@ -54,17 +61,25 @@ MAX_SPAN = 10  # boundaries a candidate digit may skip
 ASPECT = {0: (0.81, 0.24), 1: (0.22, 0.19), 2: (0.80, 0.18), 3: (0.70, 0.22), 4: (0.74, 0.22),
           5: (0.75, 0.19), 6: (0.70, 0.20), 7: (0.72, 0.23), 8: (0.68, 0.16), 9: (0.63, 0.15)}  # fmt: skip
 # A piece is taken as one digit, uncut, when read this confidently, this tall and this typically shaped.
-WHOLE_CONFIDENCE = 0.95
-WHOLE_HEIGHT = 0.8
-WHOLE_ASPECT_Z = 2.0
+WHOLE_CONFIDENCE = 0.99
+WHOLE_HEIGHT = 0.7
+WHOLE_ASPECT_Z = 2.5
 
-# Weights of the segment score (log classifier confidence + priors); tuned on the generator's TUNE split.
-PER_DIGIT = -0.5  # each digit must earn its place: resists reading one digit as two
-SHORT = 6.0  # penalty per H of height below 0.6 H (a loose bar alone is no digit)
-WIDE = 4.0  # penalty per H of width beyond 1.0 H (two digits read as one)
-GAP = 8.0  # penalty per H of blank columns inside a digit (merging across a clear gap)
-CUT_BONUS = 1.5  # reward for ending a digit at a cut that crosses no ink ...
-CUT_INK = 1.0  # ... less this per stroke width of ink the cut goes through
+# Weights of the chain score (tuned on the generator's TUNE split): per digit, CONFIDENCE * log p plus
+# shape priors; per boundary kept, a bonus less its ink cost.
+CONFIDENCE = 4.0  # weight of the classifier's log confidence
+PER_DIGIT = 1.0  # added per digit: > 0 favours more, shorter digits
+SHORT = 10.0  # penalty per H of height below SHORT_BELOW (a loose bar or a sliver alone is no digit)
+SHORT_BELOW = 0.9
+WIDE = 4.0  # penalty per H of width beyond WIDE_ABOVE (two digits read as one)
+WIDE_ABOVE = 1.4
+GAP = 2.0  # penalty per H of blank columns inside a digit (merging across a clear gap)
+ODD_SHAPE = 0.5  # penalty per sd of upright aspect beyond ODD_SHAPE_Z for the digit read
+ODD_SHAPE_Z = 1.5
+MERGE = 1.0  # penalty per extra separate piece at least MERGE_TALL high (two whole strokes side by side)
+MERGE_TALL = 0.85
+CUT_BONUS, CUT_INK = 1.0, 2.0  # a cut kept as a boundary: bonus less this per stroke width it crosses
+NECK_BONUS, NECK_SEAM = 2.0, 2.0  # a neck kept as a boundary: bonus less this per stroke width of seam
 
 
 @dataclass(frozen=True)
@@ -142,12 +157,19 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
         raise NoDigitFound("no digit found: the image looks blank")
     if len(pieces) > 3 * MAX_DIGITS:
         raise TooManyDigits(f"found {len(pieces)} separate marks; a number can have at most {MAX_DIGITS} digits")
-    bounds = boundaries(ink, pieces, height, looks_whole(ink, core, pieces, height, predictor))
+    alone = [build_segment(ink, core, [(p, p.mask)], k, k + 1) for k, p in enumerate(pieces)]
+    alone_read = predictor.classify([s.model_input for s in alone])  # each piece as if it were a digit
+    bounds = boundaries(ink, pieces, height, looks_whole(pieces, alone, alone_read, height))
     segments = candidate_segments(ink, core, pieces, bounds, height)
-    if len(bounds) == 2:  # one piece, no cuts: nothing to choose
+    if len(segments) == 1:  # one piece, no cuts: nothing to choose
         return segments
-    scored = predictor.classify([s.model_input for s in segments])
-    chosen = best_chain(bounds, segments, scored, height)
+    # Pieces read above need no second look; everything else is scored in one more batch.
+    known = {k: alone_read[k] for k in range(len(pieces))}
+    piece_of = [_single_piece(bounds, s) for s in segments]
+    fresh = iter(predictor.classify([s.model_input for s, k in zip(segments, piece_of, strict=True) if k is None]))
+    scored = [known[k] if k is not None else next(fresh) for k in piece_of]
+    # Should no chain get through, each piece is read as a digit: the reading still comes back.
+    chosen = best_chain(bounds, segments, scored, height) or alone
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"found {len(chosen)} digits; a number can have at most {MAX_DIGITS}")
     return chosen
@@ -191,18 +213,23 @@ def _component_pieces(labels: np.ndarray, count: int) -> list[Piece]:
 
 
 def line_height(pieces: list[Piece]) -> float:
-    """Typical digit height: a high percentile of the ink's vertical extent per column.
+    """Typical digit height: a high percentile of the ink's vertical extent per column, or most of the
+    band the ink occupies, whichever is taller.
 
     Columns, not components: touching digits make one component taller than any of its digits
-    (their vertical jitter adds up), while most columns through a digit span all of it.
+    (their vertical jitter adds up), while most columns through a thick-stroked digit span all of
+    it. Thin pen strokes leave few such columns (bars and diagonals are short), so the ink band
+    (its 1st to 99th percentile rows, less a jitter allowance) sets a floor.
     """
-    extents = []
+    extents, rows = [], []
     for p in pieces:
         filled = p.mask.any(axis=0)
         top = np.argmax(p.mask, axis=0)
         bottom = p.mask.shape[0] - np.argmax(p.mask[::-1], axis=0)
         extents.append((bottom - top)[filled])
-    return max(1.0, float(np.percentile(np.concatenate(extents), 90)))
+        rows.append(np.nonzero(p.mask)[0] + p.y0)
+    lo, hi = np.percentile(np.concatenate(rows), [1, 99])
+    return max(1.0, float(np.percentile(np.concatenate(extents), 90)), 0.85 * float(hi - lo))
 
 
 def _box_distance(a: Piece, b: Piece) -> float:
@@ -223,26 +250,29 @@ def _union(a: Piece, b: Piece) -> Piece:
 # --------------------------------------------------------------------------- boundaries and cuts
 
 
-def looks_whole(
-    ink: np.ndarray, core: np.ndarray, pieces: list[Piece], height: float, predictor: Predictor
-) -> list[bool]:
-    """Which pieces are plainly one digit, so are never cut: read confidently, as tall as the line,
-    and shaped like the digit they are read as (a 1 and an 8 run together read as an 8, but too wide).
+def looks_whole(pieces: list[Piece], alone: list[Segment], read: list[Prediction], height: float) -> list[bool]:
+    """Which pieces are plainly one digit, so are never cut: narrow, or read confidently, as tall as the
+    line and shaped like the digit they are read as (a 1 and an 8 run together read as an 8, but too wide).
 
     Cutting only where there is doubt keeps well-separated numbers as reliable as single digits.
     """
-    doubtful = [k for k, p in enumerate(pieces) if p.x1 - p.x0 > CUT_WIDTH * height]
-    whole = [True] * len(pieces)
-    if not doubtful:
-        return whole
-    segments = [build_segment(ink, core, [(pieces[k], pieces[k].mask)], k, k + 1) for k in doubtful]
-    for k, segment, prediction in zip(doubtful, segments, predictor.classify([s.model_input for s in segments]), strict=True):
-        whole[k] = (
-            prediction.confidence >= WHOLE_CONFIDENCE
-            and (pieces[k].y1 - pieces[k].y0) >= WHOLE_HEIGHT * height
-            and aspect_z(prediction.digit, segment.aspect) <= WHOLE_ASPECT_Z
+    return [
+        p.x1 - p.x0 <= CUT_WIDTH * height
+        or (
+            r.confidence >= WHOLE_CONFIDENCE
+            and p.y1 - p.y0 >= WHOLE_HEIGHT * height
+            and aspect_z(r.digit, s.aspect) <= WHOLE_ASPECT_Z
         )
-    return whole
+        for p, s, r in zip(pieces, alone, read, strict=True)
+    ]
+
+
+def _single_piece(bounds: list[Boundary], segment: Segment) -> int | None:
+    """The piece a segment is, when it is exactly one whole piece (gap to gap)."""
+    a, b = bounds[segment.start], bounds[segment.stop]
+    if a.left is None and b.left is None and b.piece == a.piece + 1:
+        return a.piece
+    return None
 
 
 def aspect_z(digit: int, aspect: float) -> float:
@@ -375,7 +405,9 @@ def candidate_cuts(local: np.ndarray, height: float) -> tuple[list[np.ndarray], 
     stroke_mass = CUT_MASS * height * stroke
     left_mass = cum[rows[None, :], paths].sum(axis=1)
     # A cut must leave a digit's worth of ink on both sides, not clip the end of a stroke.
-    useful = (costs <= MAX_CUT_INK) & (np.minimum(left_mass, cum[:, -1].sum() - left_mass) >= MIN_SIDE * height * stroke)
+    useful = (costs <= MAX_CUT_INK) & (
+        np.minimum(left_mass, cum[:, -1].sum() - left_mass) >= MIN_SIDE * height * stroke
+    )
     keep: list[int] = []
     for i in np.argsort(costs, kind="stable"):
         if not useful[i]:
@@ -470,10 +502,11 @@ def candidate_segments(
 ) -> list[Segment]:
     """Every stretch between two boundaries narrow enough to be one digit, in MNIST form."""
     segments = []
-    for i, a in enumerate(bounds[:-1]):
+    for i in range(len(bounds) - 1):
         for j in range(i + 1, min(len(bounds), i + 1 + MAX_SPAN)):
             # Consecutive boundaries always make a candidate, so every chain can reach the end.
-            segment = make_segment(ink, core, pieces, bounds, i, j, None if j == i + 1 else MAX_DIGIT_WIDTH * height)
+            limits = None if j == i + 1 else (MAX_DIGIT_WIDTH * height, MAX_BLANK * height)
+            segment = make_segment(ink, core, pieces, bounds, i, j, limits)
             if segment is not None:
                 segments.append(segment)
     return segments
@@ -486,9 +519,10 @@ def make_segment(
     bounds: list[Boundary],
     i: int,
     j: int,
-    max_width: float | None = None,
+    limits: tuple[float, float] | None = None,
 ) -> Segment | None:
-    """The ink right of boundary i and left of boundary j, alone (neighbours masked out); None if empty or too wide."""
+    """The ink right of boundary i and left of boundary j, alone (neighbours masked out); None if empty,
+    or beyond the (width, blank columns) limits."""
     a, b = bounds[i], bounds[j]
     parts = []
     for k in range(a.piece, min(b.piece, len(pieces) - 1) + 1):
@@ -502,7 +536,7 @@ def make_segment(
             mask = mask & b.left
         if mask.any():
             parts.append((piece, mask))
-    return build_segment(ink, core, parts, i, j, max_width)
+    return build_segment(ink, core, parts, i, j, limits)
 
 
 def build_segment(
@@ -511,9 +545,10 @@ def build_segment(
     parts: list[tuple[Piece, np.ndarray]],
     start: int,
     stop: int,
-    max_width: float | None = None,
+    limits: tuple[float, float] | None = None,
 ) -> Segment | None:
-    """Pieces' ink (each limited to a mask) as one candidate digit; None if there is no ink or it is too wide."""
+    """Pieces' ink (each limited to a mask) as one candidate digit; None if there is no ink or it is beyond
+    the (width, blank columns) limits: far too wide, or spanning a clear gap, for one digit."""
     if not parts or sum(int(m.sum()) for _, m in parts) < 4:
         return None
     x0, y0 = min(p.x0 for p, _ in parts), min(p.y0 for p, _ in parts)
@@ -525,9 +560,9 @@ def build_segment(
     mine = mine[rows[0] : rows[-1] + 1, cs[0] : cs[-1] + 1]
     x0, y0 = x0 + int(cs[0]), y0 + int(rows[0])
     box = (x0, y0, x0 + mine.shape[1], y0 + mine.shape[0])
-    if max_width is not None and mine.shape[1] > max_width:
-        return None
     blank = int((~cols_any[cs[0] : cs[-1] + 1]).sum())
+    if limits is not None and (mine.shape[1] > limits[0] or blank > limits[1]):
+        return None
     parts_h = [int(np.ptp(np.flatnonzero(m.any(axis=1)))) + 1 for _, m in parts if m.any()]
     return Segment(start, stop, box, blank, upright_aspect(mine), parts_h, to_model_input(_alone(ink, core, mine, box)))
 
@@ -562,8 +597,11 @@ def _alone(ink: np.ndarray, core: np.ndarray, mine: np.ndarray, box: tuple[int, 
 
 def best_chain(
     bounds: list[Boundary], segments: list[Segment], scored: list[Prediction], height: float
-) -> list[Segment]:
-    """Dynamic programming: the chain of boundaries from the start to the end with the best total score."""
+) -> list[Segment] | None:
+    """Dynamic programming: the chain of boundaries from the start to the end with the best total score.
+
+    None if no chain reaches the end (crossing cuts can leave nothing between two boundaries).
+    """
     best = [-math.inf] * len(bounds)
     came: list[Segment | None] = [None] * len(bounds)
     best[0] = 0.0
@@ -578,26 +616,32 @@ def best_chain(
     chosen, at = [], len(bounds) - 1
     while at > 0:
         segment = came[at]
-        if segment is None:  # cannot happen: consecutive boundaries always hold ink between them
-            raise NoDigitFound("no digit found: could not segment the ink")
+        if segment is None:
+            return None
         chosen.append(segment)
         at = segment.start
     return chosen[::-1]
 
 
 def cut_score(boundary: Boundary) -> float:
-    """Ending a digit at a cut: a cut through little ink is evidence of two digits, through much, of one."""
-    return 0.0 if boundary.left is None else CUT_BONUS - CUT_INK * boundary.cost
+    """Ending a digit at a cut or neck: crossing little ink is evidence of two digits, crossing much, of one."""
+    if boundary.kind == "cut":
+        return CUT_BONUS - CUT_INK * boundary.cost
+    if boundary.kind == "neck":
+        return NECK_BONUS - NECK_SEAM * boundary.cost
+    return 0.0
 
 
 def segment_score(segment: Segment, prediction: Prediction, height: float) -> float:
     """How plausible it is that this stretch of ink is one digit: log confidence plus shape priors."""
     x0, y0, x1, y1 = segment.box
     h, w = (y1 - y0) / height, (x1 - x0) / height
-    score = math.log(max(prediction.confidence, 1e-6)) + PER_DIGIT
-    score -= SHORT * max(0.0, 0.6 - h)
-    score -= WIDE * max(0.0, w - 1.0)
+    score = CONFIDENCE * math.log(max(prediction.confidence, 1e-6)) + PER_DIGIT
+    score -= SHORT * max(0.0, SHORT_BELOW - h)
+    score -= WIDE * max(0.0, w - WIDE_ABOVE)
     score -= GAP * segment.blank / height
+    score -= ODD_SHAPE * max(0.0, aspect_z(prediction.digit, segment.aspect) - ODD_SHAPE_Z)
+    score -= MERGE * max(0, sum(h >= MERGE_TALL * height for h in segment.parts) - 1)
     return score
 
 
