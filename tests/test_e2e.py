@@ -8,7 +8,6 @@ Saves a screenshot of each page to docs/screenshots/.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -18,31 +17,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 from PIL import Image
-
-from mnist.data import read_idx
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1400, "height": 950}
-# The strokes of a 7 on the 320 px canvas: the top bar, then the long diagonal.
-SEVEN = [[(90, 75), (235, 75), (145, 270)]]
 DRAWS = 7  # release-to-prediction samples
 # "17" on the 900x280 Number canvas: a 1 in one stroke, a clear gap, then a 7 (bar and diagonal).
 SEVENTEEN = [[(300, 45), (292, 235)], [(420, 50), (560, 50), (470, 240)]]
@@ -55,20 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def mnist_digit(digit: int, *, side: int = 280, paper: bool = True) -> Image.Image:
-    """The first MNIST test image of `digit`, enlarged; black ink on white paper by default."""
-    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
-    pixels = images[np.flatnonzero(labels == digit)[0]]
-    image = Image.fromarray(255 - pixels if paper else pixels).resize((side, side), Image.Resampling.BILINEAR)
-    return image.convert("RGB")
-
-
-def png_file(path: Path, image: Image.Image) -> Path:
-    image.save(path, format="PNG")
-    return path
 
 
 def y4m_from(image: Image.Image, path: Path, frames: int = 30) -> Path:
@@ -85,20 +55,6 @@ def y4m_from(image: Image.Image, path: Path, frames: int = 30) -> Path:
     return path
 
 
-def require_chromium() -> str:
-    """Debian's Chromium, installed with apt-get when missing; a clear failure when that is impossible."""
-    if not CHROMIUM.exists() and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False, timeout=1200)
-    if not CHROMIUM.exists():
-        pytest.fail(
-            "Browser tests need Debian's Chromium at /usr/bin/chromium and it could not be installed "
-            "(run `apt-get update && apt-get install -y chromium` as root)."
-        )
-    return str(CHROMIUM)
-
-
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -111,18 +67,6 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> N
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"{url} did not become healthy in {timeout} s")
-
-
-def stroke(page, canvas, strokes: list[list[tuple[int, int]]]) -> None:
-    """Draw polylines with the mouse on the canvas (coordinates in canvas pixels)."""
-    box = canvas.bounding_box()
-    for line in strokes:
-        x, y = line[0]
-        page.mouse.move(box["x"] + x, box["y"] + y)
-        page.mouse.down()
-        for x, y in line[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=15)
-        page.mouse.up()
 
 
 def clear_canvas(page, canvas) -> None:

@@ -32,10 +32,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from test_e2e import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 
 from mnist.config import get_settings
 from mnist.data import read_idx

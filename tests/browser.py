@@ -1,0 +1,69 @@
+"""Browser-test helpers shared by the dashboard's e2e tests and the scale-out test: Debian Chromium, drawing, images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist.data import read_idx
+
+DATA = Path(__file__).resolve().parent / "data"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The strokes of a 7 on the 320 px canvas: the top bar, then the long diagonal.
+SEVEN = [[(90, 75), (235, 75), (145, 270)]]
+
+
+def mnist_digit(digit: int, *, side: int = 280, paper: bool = True) -> Image.Image:
+    """The first MNIST test image of `digit`, enlarged; black ink on white paper by default."""
+    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
+    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
+    pixels = images[np.flatnonzero(labels == digit)[0]]
+    image = Image.fromarray(255 - pixels if paper else pixels).resize((side, side), Image.Resampling.BILINEAR)
+    return image.convert("RGB")
+
+
+def png_file(path: Path, image: Image.Image) -> Path:
+    image.save(path, format="PNG")
+    return path
+
+
+def require_chromium() -> str:
+    """Debian's Chromium, installed with apt-get when missing; a clear failure when that is impossible."""
+    if not CHROMIUM.exists() and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False, timeout=1200)
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "Browser tests need Debian's Chromium at /usr/bin/chromium and it could not be installed "
+            "(run `apt-get update && apt-get install -y chromium` as root)."
+        )
+    return str(CHROMIUM)
+
+
+def stroke(page, canvas, strokes: list[list[tuple[int, int]]]) -> None:
+    """Draw polylines with the mouse on the canvas (coordinates in canvas pixels)."""
+    box = canvas.bounding_box()
+    for line in strokes:
+        x, y = line[0]
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in line[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=15)
+        page.mouse.up()
