@@ -51,7 +51,7 @@ from mnist.service import (
     predict_many_and_save,
     read_number_and_save,
 )
-from mnist.store import SOURCES, Filters, Record, Store
+from mnist.store import SOURCES, Filters, Record, Store, shared_store
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class StoreProvider:
                 if time.monotonic() < self._retry_at:
                     raise StoreUnavailable("the history database is unavailable")
                 if self._store is None:
-                    self._store = Store(get_settings().database_url)
+                    self._store = shared_store(get_settings().database_url)
                 try:
                     self._store.migrate()
                 except StoreUnavailable:

@@ -13,6 +13,7 @@ import io
 import math
 import numbers
 import re
+import threading
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -695,3 +696,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+_shared_stores: dict[str, Store] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_store(url: str) -> Store:
+    """One Store (one connection pool) per URL and process, so the API and the dashboard served together share it."""
+    with _shared_lock:
+        if url not in _shared_stores:
+            _shared_stores[url] = Store(url)
+        return _shared_stores[url]

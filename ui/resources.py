@@ -39,9 +39,9 @@ def database_url() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _open_store(url: str) -> Store:
-    from mnist.store import Store
+    from mnist.store import shared_store  # the API served beside the dashboard uses the same one
 
-    return Store(url)
+    return shared_store(url)
 
 
 @st.cache_resource(show_spinner=False)
