@@ -67,6 +67,17 @@ def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise TimeoutError(f"server not ready after {timeout:.0f} s")
 
 
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM a process group started with start_new_session, SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 @contextmanager
 def make_run(port: int, env: dict[str, str], log_path: Path, timeout: float = 180.0) -> Iterator[str]:
     """Start `make run` (its own command line, HOST/PORT overridden) and yield its URL; stop it after.
@@ -87,13 +98,7 @@ def make_run(port: int, env: dict[str, str], log_path: Path, timeout: float = 18
             wait_until_ready(url, proc, timeout)
             yield url
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+            stop_process(proc)
 
 
 def request_bodies(count: int = 200) -> list[bytes]:

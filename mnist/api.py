@@ -292,9 +292,13 @@ def result_of(outcome: Outcome) -> dict[str, Any]:
         "img_shape": list(p.model_input.shape),
         "confidence": p.confidence,
         "probabilities": p.probabilities,
-        "id": outcome.record_id,
-        "saved": outcome.saved,
     }
+    return out | history_fields(outcome)
+
+
+def history_fields(outcome: Outcome | NumberOutcome) -> dict[str, Any]:
+    """Where the answer went in the history: its id, whether it was saved, and why not."""
+    out: dict[str, Any] = {"id": outcome.record_id, "saved": outcome.saved}
     if not outcome.saved:
         out["warning"] = outcome.warning or NOT_SAVED
     return out
@@ -311,12 +315,8 @@ def number_result_of(outcome: NumberOutcome) -> dict[str, Any]:
         ],
         "boxes": [list(box) for box in reading.boxes],
         "confidence": reading.confidence,
-        "id": outcome.record_id,
-        "saved": outcome.saved,
     }
-    if not outcome.saved:
-        out["warning"] = outcome.warning or NOT_SAVED
-    return out
+    return out | history_fields(outcome)
 
 
 def item_of(record: Record) -> dict[str, Any]:

@@ -89,17 +89,6 @@ def make_run_command(host: str, port: int, python: str) -> list[str]:
     return shlex.split(out.strip().splitlines()[-1])
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group this test started, SIGKILL it if it lingers."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 @contextmanager
 def entrypoint(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
     """deploy/entrypoint.sh COMMAND..., as the container's ENTRYPOINT + CMD run it (the venv's python on PATH)."""
@@ -116,7 +105,7 @@ def entrypoint(command: list[str], env: dict[str, str], log_path: Path) -> Itera
         try:
             yield proc
         finally:
-            stop(proc)
+            api_load.stop_process(proc)
 
 
 @contextmanager
@@ -152,7 +141,7 @@ def nginx_proxy(prefix: Path, port: int, upstreams: list[str]) -> Iterator[Path]
                 time.sleep(0.1)
         yield prefix / "access.log"
     finally:
-        stop(proc)
+        api_load.stop_process(proc)
 
 
 def keep_logs(prefix: Path, into: Path) -> None:
