@@ -9,7 +9,7 @@ PORT ?= 8501
 TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 export TEST_DATABASE_URL
 
-.PHONY: run test lint format benchmark train evaluate browser clean nginx proxy
+.PHONY: run test lint format benchmark train train-reader evaluate browser clean nginx proxy
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ benchmark: $(VENV)/.dev
 
 train: $(VENV)/.runtime
 	$(PY) -m mnist.train
+
+train-reader: $(VENV)/.runtime
+	$(PY) -m mnist.train_reader
 
 evaluate: $(VENV)/.runtime
 	$(PY) -m mnist.evaluate

@@ -1,9 +1,11 @@
 """Whole-number reading: accuracy by gap type and style on held-back numbers, and latency.
 
-    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N]
+    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N] [--fresh]
 
 Numbers of 2-8 real MNIST test digits (tests/number_gen.py, HELD_BACK split: digits 500-999 of the
-committed sample; the segmentation was tuned on digits 0-499) are read with mnist.read_number.
+committed sample; the segmentation was tuned on digits 0-499, the line reader trained on MNIST training
+digits only) are read with mnist.read_number; with --fresh, from MNIST test digits 1,000-9,999 (the full
+files in MNIST_DATA_DIR), a broad pool no choice was made on.
 Prints, per gap type (separated / touching / overlapping) and style, the sequence accuracy (the whole
 number exactly right) and the digit accuracy (1 - edit distance / length, so a missed or extra digit
 costs one), then p50/p99 latency of reading a 4-digit number end to end (decode to NumberReading).
@@ -26,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 from mnist.errors import NoDigitFound, TooManyDigits  # noqa: E402
 from mnist.numbers import read_number  # noqa: E402
 from mnist.predict import get_predictor  # noqa: E402
-from tests.number_gen import GAP_TYPES, HELD_BACK, STYLES, make_number, sample_set  # noqa: E402
+from mnist.reader import get_reader  # noqa: E402
+from mnist.synth import GAP_TYPES, STYLES  # noqa: E402
+from tests.number_gen import FRESH, HELD_BACK, full_test_set, make_number, sample_set  # noqa: E402
 
 TARGETS = {"separated": 0.97, "touching": 0.85, "overlapping": 0.85}
 
@@ -49,12 +53,15 @@ def read_text(image) -> str:
         return ""
 
 
-def accuracy(count: int, seed: int) -> dict[tuple[str, str], tuple[int, int, float, float]]:
-    """(gap, style) -> (numbers, exactly right, digit accuracy sum, seconds)."""
+def accuracy(count: int, seed: int, fresh: bool) -> dict[tuple[str, str], tuple[int, int, float, float]]:
+    """(gap, style) -> (numbers, exactly right, digit accuracy sum, seconds). Each style gets its own digits."""
+    pool, indices = (full_test_set(), FRESH) if fresh else (None, HELD_BACK)
+    if fresh and pool is None:
+        raise SystemExit("--fresh needs the full MNIST files: set MNIST_DATA_DIR")
     results = {}
     for gap in GAP_TYPES:
-        for style in STYLES:
-            samples = sample_set(seed, count, gap, styles=(style,), indices=HELD_BACK)
+        for k, style in enumerate(STYLES):
+            samples = sample_set(seed * 10 + k, count, gap, styles=(style,), indices=indices, pool=pool)
             right, digit_acc, start = 0, 0.0, time.perf_counter()
             for s in samples:
                 text = read_text(s.image)
@@ -84,15 +91,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=200, help="timed reads of a 4-digit number (default 200)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--fresh", action="store_true", help="draw from MNIST test digits 1,000-9,999 instead")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     get_predictor()
-    results = accuracy(args.count, args.seed)
+    results = accuracy(args.count, args.seed, args.fresh)
     print(
-        f"torch {torch.get_num_threads()} CPU threads, model {get_predictor().model_version}; "
-        f"{args.count} numbers of 2-8 digits per cell from HELD_BACK digits, seed {args.seed}"
+        f"torch {torch.get_num_threads()} CPU threads, classifier {get_predictor().model_version}, "
+        f"line reader {get_reader().version}; "
+        f"{args.count} numbers of 2-8 digits per cell from {'FRESH' if args.fresh else 'HELD_BACK'} digits, "
+        f"seed {args.seed}"
     )
     print(f"{'gap':<12} {'style':<15} {'numbers':>7} {'sequence':>9} {'digits':>7} {'ms/number':>10}")
     for gap in GAP_TYPES:

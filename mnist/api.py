@@ -43,6 +43,7 @@ from mnist.errors import (
     UnsupportedImageType,
 )
 from mnist.predict import get_predictor
+from mnist.reader import get_reader
 from mnist.service import (
     NOT_SAVED,
     NumberOutcome,
@@ -172,7 +173,8 @@ class Health(BaseModel):
     """Liveness plus what the model and database are doing."""
 
     status: Literal["ok"]
-    model_version: str
+    model_version: str  # the digit classifier
+    reader_version: str  # the number reader (POST /api/v1/numbers)
     database: Literal["ok", "unavailable"]
 
 
@@ -574,14 +576,14 @@ def create_app(store: Store | None = None) -> FastAPI:
 
     @app.get("/api/v1/health", tags=["health"], response_model=Health)
     def health() -> dict[str, Any]:
-        """The model's version and whether the history database answers."""
+        """The models' versions and whether the history database answers."""
         try:
-            model_version = get_predictor().model_version
+            versions = {"model_version": get_predictor().model_version, "reader_version": get_reader().version}
         except (OSError, RuntimeError) as exc:
-            raise HTTPException(503, "the model is not loaded (weights missing or unreadable)") from exc
+            raise HTTPException(503, "a model is not loaded (weights missing or unreadable)") from exc
         current = provider.get_or_none()
         database = "ok" if current is not None and current.ping() else "unavailable"
-        return {"status": "ok", "model_version": model_version, "database": database}
+        return {"status": "ok", **versions, "database": database}
 
     return app
 
@@ -593,6 +595,7 @@ def warm_up(provider: StoreProvider) -> None:
     torch.set_num_threads(1)
     try:
         get_predictor()
+        get_reader()
     except (OSError, RuntimeError) as exc:  # missing or unreadable weights: /api/v1/health will say so
         log.warning("Model not loaded at startup: %s", exc)
     provider.get_or_none()

@@ -8,7 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_PATH = ROOT / "weights" / "mnist_cnn.pt"
+READER_WEIGHTS_PATH = ROOT / "weights" / "number_reader.pt"
 MODEL_CARD_PATH = ROOT / "weights" / "model_card.json"
+READER_CARD_PATH = ROOT / "weights" / "number_reader_card.json"
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'data' / 'history.sqlite3'}"
 
 

@@ -53,3 +53,37 @@ def normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
 def log_probabilities(model: nn.Module, batch_uint8: torch.Tensor) -> torch.Tensor:
     """Run the network on uint8 images; used by training, evaluation and prediction alike."""
     return F.log_softmax(model(normalise(batch_uint8)), dim=1)
+
+
+class LineNet(nn.Module):
+    """The number reader: a strip of ink (N, 1, 32, W) -> per-column scores (T = W/2, N, 11) for CTC.
+
+    Class 0 is CTC's blank, class d + 1 is digit d. Convolutions see a digit's strokes (4 stages,
+    height 32 -> 2, width halved once, so a digit ~18 px wide spans ~9 columns and two equal digits
+    side by side still leave room for the blank between them); a bidirectional LSTM along the line
+    then decides, column by column, which digit (if any) is centred there, knowing its neighbours:
+    the part that tells a touching 1-7 from a 4, which no cut-and-classify scheme can.
+    """
+
+    STRIP_HEIGHT = 32
+    WIDTH_STRIDE = 2
+
+    def __init__(self, hidden: int = 96) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            _block(1, 16), nn.MaxPool2d(2),  # 32 -> 16, width / 2
+            _block(16, 32), nn.MaxPool2d((2, 1)),  # 16 -> 8
+            _block(32, 64), nn.MaxPool2d((2, 1)),  # 8 -> 4
+            _block(64, 96), nn.MaxPool2d((2, 1)),  # 4 -> 2
+        )  # fmt: skip
+        self.project = nn.Sequential(nn.Linear(96 * 2, 128), nn.ReLU(inplace=True), nn.Dropout(0.2))
+        self.rnn = nn.LSTM(128, hidden, batch_first=False, bidirectional=True)
+        self.classify = nn.Linear(2 * hidden, 11)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 1, 32, W) float normalised like `normalise`; returns log-probabilities (W/2, N, 11)."""
+        f = self.features(x)  # (N, C, 2, T)
+        n, c, h, t = f.shape
+        f = f.permute(3, 0, 1, 2).reshape(t, n, c * h)
+        out, _ = self.rnn(self.project(f))
+        return F.log_softmax(self.classify(out), dim=2)

@@ -1,7 +1,10 @@
-"""Multi-digit segmentation: an image of a whole number -> NumberReading, digit by digit, left to right.
+"""Whole numbers: an image of a number -> NumberReading, digit by digit, left to right.
 
-The reading shares preprocess's front end: `ink_map` settles alpha, polarity, lighting and noise,
-and every digit found goes through `to_model_input`, the same MNIST recipe a single digit gets.
+The reading shares preprocess's front end: `ink_map` settles alpha, polarity, lighting and noise.
+Two models then read the ink (see read_number): the line reader (reader.py) reads the whole line
+at once, which is what gets touching and overlapping digits right; the segmentation here cuts the
+ink into digits, each through `to_model_input` (the MNIST recipe a single digit gets) and the
+classifier, which gives exact boxes and a second opinion on every digit.
 
 Segmentation is "over-segment where in doubt, then let the classifier choose":
   1. pieces      connected components of the stroke mask, ordered by x; specks dropped, tiny
@@ -18,7 +21,7 @@ Segmentation is "over-segment where in doubt, then let the classifier choose":
                  chain of boundaries whose digits are most plausible: classifier confidence plus
                  simple shape priors (a digit is about as tall as the line, not much wider, shaped
                  like the digit it is read as; a boundary through much ink is unlikely).
-The chosen digits then go through one more batched forward pass for the final reading.
+The chosen digits then go through one more batched forward pass, as the classifier's opinion.
 
 Weights and thresholds were tuned on numbers composed from MNIST test digits 0-499 (tests/number_gen.py,
 TUNE split); tests and benchmarks/numbers_bench.py score digits 500-999.
@@ -26,6 +29,7 @@ TUNE split); tests and benchmarks/numbers_bench.py score digits 500-999.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -34,6 +38,7 @@ import numpy as np
 from mnist.errors import NoDigitFound, TooManyDigits
 from mnist.predict import Prediction, Predictor, get_predictor
 from mnist.preprocess import ImageInput, ink_map, ink_scale, label_components, load_image, to_model_input
+from mnist.reader import LineReader, get_reader, to_strip
 
 MAX_DIGITS = 12
 CORE = 0.3  # ink above this is stroke (the threshold preprocess labels components at)
@@ -131,22 +136,74 @@ class Segment:
     model_input: np.ndarray
 
 
-def read_number(image: ImageInput, predictor: Predictor | None = None) -> NumberReading:
-    """Any accepted image of a number (1-12 digits) -> its reading. Raises InvalidImage, NoDigitFound, TooManyDigits."""
+def read_number(
+    image: ImageInput, predictor: Predictor | None = None, reader: LineReader | None = None
+) -> NumberReading:
+    """Any accepted image of a number (1-12 digits) -> its reading. Raises InvalidImage, NoDigitFound, TooManyDigits.
+
+    Two models look at the same ink map. The line reader (reader.py) reads the whole line in one
+    forward pass and says how many digits there are and where it read each; the segmentation below
+    cuts the ink into digits for the classifier. When every digit the line reader found sits in a
+    segment of its own, each digit's probabilities are both models' multiplied (a product of
+    experts: where one is unsure, the other decides) on the segment's box and 28x28 input. When
+    they don't line up (digits the segmentation could not part), the line reader's reading stands,
+    on boxes cut halfway between the places it read its digits.
+    """
     img = load_image(image)
     ink = ink_map(img)
     predictor = predictor or get_predictor()
+    reader = reader or get_reader()
     segments = segment_number(ink, predictor)
+    strip = to_strip(ink)
+    chars = reader.read([strip.pixels])[0]
+    if not chars:
+        raise NoDigitFound("no digit found: the ink does not look like digits")
+    if len(chars) > MAX_DIGITS:
+        raise TooManyDigits(f"found {len(chars)} digits; a number can have at most {MAX_DIGITS}")
+    centres = [strip.to_ink_x(c.centre) for c in chars]
+    aligned = len(segments) == len(chars) and all(
+        s.box[0] <= x < s.box[2] for s, x in zip(segments, centres, strict=True)
+    )
+    if aligned:
+        places = [(s.box, s.model_input) for s in segments]
+        second = [p.probabilities for p in predictor.classify([s.model_input for s in segments])]
+    else:
+        places = places_between(ink, centres)
+        second = [None] * len(chars)
     scale = ink_scale(img.size, ink.shape)
-    boxes = [to_input_box(s.box, scale, img.size) for s in segments]
-    # The final answer: every digit in one forward pass.
-    digits = predictor.classify([s.model_input for s in segments], boxes)
+    version = f"{predictor.model_version}+{reader.version}"
+    digits = []
+    for char, (box, model_input), other in zip(chars, places, second, strict=True):
+        p = char.probabilities if other is None else char.probabilities * np.asarray(other)
+        p = p / p.sum()
+        box = to_input_box(box, scale, img.size)
+        digits.append(Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], model_input, version, box))
     return NumberReading(
         text="".join(str(d.digit) for d in digits),
         digits=digits,
-        boxes=boxes,
+        boxes=[d.box for d in digits],
         confidence=min(d.confidence for d in digits),
     )
+
+
+def places_between(ink: np.ndarray, centres: list[float]) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """Boxes and 28x28 inputs for digits read at these ink-map columns: the ink between the midpoints."""
+    core = ink > CORE
+    edges = [0, *(round((a + b) / 2) for a, b in itertools.pairwise(centres)), ink.shape[1]]
+    places = []
+    for x0, x1 in itertools.pairwise(edges):
+        part = np.zeros_like(ink)
+        part[:, x0:x1] = ink[:, x0:x1]
+        rows, cols = np.flatnonzero(core[:, x0:x1].any(axis=1)), np.flatnonzero(core[:, x0:x1].any(axis=0))
+        if rows.size == 0:  # read where there is hardly any ink: show the column around it
+            rows, cols = np.arange(ink.shape[0]), np.arange(x1 - x0)
+        box = (x0 + int(cols[0]), int(rows[0]), x0 + int(cols[-1]) + 1, int(rows[-1]) + 1)
+        try:
+            model_input = to_model_input(part, box)
+        except NoDigitFound:
+            model_input = np.zeros((28, 28), np.uint8)
+        places.append((box, model_input))
+    return places
 
 
 def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
@@ -170,8 +227,6 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
     scored = [known[k] if k is not None else next(fresh) for k in piece_of]
     # Should no chain get through, each piece is read as a digit: the reading still comes back.
     chosen = best_chain(bounds, segments, scored, height) or alone
-    if len(chosen) > MAX_DIGITS:
-        raise TooManyDigits(f"found {len(chosen)} digits; a number can have at most {MAX_DIGITS}")
     return chosen
 
 

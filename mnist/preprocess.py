@@ -790,7 +790,7 @@ def to_model_input(ink: np.ndarray, box: tuple[int, int, int, int] | None = None
     size = (max(1, round(w * f)), max(1, round(h * f)))
     resample = Image.Resampling.BOX if f < 1 else Image.Resampling.BICUBIC
     mid = np.asarray(Image.fromarray(crop, "F").resize(size, resample))
-    mid = _normalise_stroke(np.clip(mid, 0, 1))
+    mid = normalise_stroke(np.clip(mid, 0, 1))
     small_size = (max(1, round(size[0] / 4)), max(1, round(size[1] / 4)))
     digit = np.asarray(Image.fromarray(mid, "F").resize(small_size, Image.Resampling.BOX))
     peak = float(digit.max())
@@ -803,7 +803,7 @@ def to_model_input(ink: np.ndarray, box: tuple[int, int, int, int] | None = None
 STROKE_MIN, STROKE_MAX = 9.0, 16.0
 
 
-def _normalise_stroke(mid: np.ndarray) -> np.ndarray:
+def normalise_stroke(mid: np.ndarray) -> np.ndarray:
     """Thicken pen-thin strokes and thin marker-fat ones into MNIST's range (3x3 max/min steps)."""
     for _ in range(8):
         width = _stroke_width(mid > 0.5)

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from mnist.config import MODEL_CARD_PATH, get_settings
+from mnist.config import MODEL_CARD_PATH, READER_CARD_PATH, get_settings
 from mnist.errors import StoreUnavailable
 from ui import charts, resources, views
 
@@ -24,10 +24,10 @@ def test_mistakes(data_dir: str, model_version: str) -> tuple[list, int]:
     return misclassified(resources.get_predictor().net, images, labels), len(labels)
 
 
-def load_card() -> dict | None:
-    """weights/model_card.json, or None when it is missing or unreadable."""
+def load_card(path=MODEL_CARD_PATH) -> dict | None:
+    """A model card (weights/*.json), or None when it is missing or unreadable."""
     try:
-        return json.loads(MODEL_CARD_PATH.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
@@ -68,6 +68,25 @@ def card_section(card: dict) -> None:
     )
     with st.expander("Architecture", icon=":material/account_tree:"):
         st.code(card.get("architecture", "?"), language=None)
+
+
+def reader_section(card: dict) -> None:
+    """The number reader: how often it reads a whole validation number right, by how the digits sit."""
+    st.subheader("Whole numbers")
+    validation, training = card.get("validation", {}), card.get("training", {})
+    st.caption(
+        "Numbers are read by a second network that looks at the whole line at once (CNN + BiLSTM, trained with "
+        f"CTC on {training.get('numbers', 0):,} numbers composed from MNIST training digits). Whole numbers "
+        f"read exactly right, on {validation.get('numbers', 0):,} validation numbers of unseen digits:"
+    )
+    shown = {"separated": "Digits apart", "touching": "Touching", "overlapping": "Overlapping", "all": "All"}
+    for col, (key, label) in zip(st.columns(len(shown)), shown.items(), strict=True):
+        col.metric(label, f"{validation.get(key, 0):.1%}", border=True)
+    st.markdown(
+        f"- **Version** {views.plain(card.get('reader_version', '?'))}, {card.get('parameters', 0):,} parameters\n"
+        f"- **Trained** {views.plain(card.get('trained_at', '?'))} in {card.get('training_seconds', 0) / 60:.0f} min"
+        f" on {views.plain(card.get('machine', '?'))}"
+    )
 
 
 def mistakes_section() -> None:
@@ -119,6 +138,9 @@ if card is None:
     st.warning("No model card found (weights/model_card.json). It is written by `make train`.")
 else:
     card_section(card)
+reader_card = load_card(READER_CARD_PATH)
+if reader_card is not None:
+    reader_section(reader_card)
 try:
     mistakes_section()
 except FileNotFoundError:

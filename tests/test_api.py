@@ -17,6 +17,7 @@ from PIL import Image
 from mnist.api import create_app
 from mnist.data import read_idx
 from mnist.predict import get_predictor
+from mnist.reader import get_reader
 from mnist.store import Store
 
 DATA = Path(__file__).parent / "data"
@@ -314,6 +315,7 @@ def test_health_reports_model_and_database(client: TestClient) -> None:
     assert client.get("/api/v1/health").json() == {
         "status": "ok",
         "model_version": get_predictor().model_version,
+        "reader_version": get_reader().version,
         "database": "ok",
     }
 

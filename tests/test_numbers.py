@@ -1,7 +1,8 @@
 """read_number: whole numbers, on held-back MNIST digits composed by tests/number_gen.py.
 
 The accuracy tests read a fixed sample of the HELD_BACK split (digits 500-999 of the committed
-MNIST sample); the segmentation was tuned on the TUNE split (digits 0-499) only.
+MNIST sample); the segmentation was tuned on the TUNE split (digits 0-499) only, and the line
+reader was trained on numbers made of MNIST training digits, none of them in this sample.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist import NoDigitFound, NumberReading, TooManyDigits, read_number
+from mnist.numbers import places_between
 from mnist.predict import Predictor, get_predictor
-from tests.number_gen import GAP_TYPES, HELD_BACK, TUNE, compose, make_number, mnist_sample, render, sample_set
+from mnist.reader import LineReader
+from mnist.synth import GAP_TYPES, compose, render
+from tests.number_gen import HELD_BACK, TUNE, make_number, mnist_sample, sample_set
 
-# Numbers per gap type in the accuracy sample (2-8 digits, the four styles in turn), and the bar each must clear.
+# Numbers per gap type in the accuracy sample (2-8 digits, the four styles in turn). Issue 6 asks for 97% of
+# whole numbers right where the digits stand apart and 85% where neighbours touch or overlap. On this sample:
+# separated 77/80 (96.3%), touching 79/80, overlapping 71/80. Touching and overlapping are asserted at the
+# issue's bar; "separated" is asserted at 95%, below the bar, because it is not reliably met: two of the three
+# misses are ambiguous MNIST digits (an 8 that looks like a 9, a 2 like a 7) both models read the same wrong way,
+# and over 1,200 numbers from this pool the reader gets 95.9% (benchmarks/numbers_bench.py has the figures).
 SAMPLE = 80
-# Issue 6 asks for 97% (apart) and 85% (touching, overlapping). Reached so far on this sample:
-# separated 77/80, touching 61/80, overlapping 36/80 (benchmarks/numbers_bench.py: 98.0 / 68.5 / 49.5%).
-# The issue stays open; these floors guard what works against regressions, they are not the goal.
 TARGETS = {"separated": 0.97, "touching": 0.85, "overlapping": 0.85}
-FLOORS = {"separated": 0.95, "touching": 0.70, "overlapping": 0.40}
+FLOORS = {"separated": 0.95, "touching": 0.85, "overlapping": 0.85}
 SEED = 2024
 
 
@@ -88,7 +94,7 @@ def test_a_single_digit_is_a_one_digit_number() -> None:
 
 
 def _digits_read_alone(count: int, seed: int) -> list[int]:
-    """Held-back digits the model reads right on their own: a wrong reading of the number is then segmentation's."""
+    """Held-back digits the classifier reads right on their own: a wrong reading of the number is then the reader's."""
     images, labels = mnist_sample()
     candidates = np.random.default_rng(seed).permutation(np.asarray(HELD_BACK))[: 3 * count]
     read = get_predictor().classify([images[i] for i in candidates])
@@ -156,20 +162,51 @@ def test_confidence_is_the_weakest_digit() -> None:
     assert reading.text == "".join(str(d.digit) for d in reading.digits)
 
 
-def test_final_reading_is_one_forward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_number_is_one_forward_pass_of_each_model(monkeypatch: pytest.MonkeyPatch) -> None:
     batches: list[int] = []
-    original = Predictor.classify
+    lines: list[int] = []
+    classify, read = Predictor.classify, LineReader.read
 
-    def counting(self, model_inputs, boxes=None):
+    def counting_classify(self, model_inputs, boxes=None):
         batches.append(len(model_inputs))
-        return original(self, model_inputs, boxes)
+        return classify(self, model_inputs, boxes)
 
-    monkeypatch.setattr(Predictor, "classify", counting)
+    def counting_read(self, strips):
+        lines.append(len(strips))
+        return read(self, strips)
+
+    monkeypatch.setattr(Predictor, "classify", counting_classify)
+    monkeypatch.setattr(LineReader, "read", counting_read)
     sample = make_number(np.random.default_rng(3), 6, "separated", "paper")
     reading = read_number(sample.image)
-    # Scoring candidates may take other batches; the digits themselves come from the last one, all at once.
+    # The line reader reads the whole line once; scoring candidate cuts may take other classifier
+    # batches, but the digits' second opinion comes from the last one, all six at once.
+    assert lines == [1]
     assert batches[-1] == len(reading.digits) == 6
     assert [d.model_input.shape for d in reading.digits] == [(28, 28)] * 6
+
+
+def test_overlapping_digits_are_read_and_boxed_one_by_one() -> None:
+    # Two digits whose ink boxes overlap by a third of a digit: one box per digit, left to right.
+    images, labels = mnist_sample()
+    a, b = _digits_read_alone(2, seed=21)
+    pair = np.zeros((28, 28 + 16), np.uint8)
+    pair[:, :28] = images[a]
+    pair[:, 16:] = np.maximum(pair[:, 16:], images[b])
+    img = Image.fromarray(pair).resize((pair.shape[1] * 6, 28 * 6), Image.Resampling.BILINEAR)
+    reading = read_number(img)
+    assert reading.text == f"{labels[a]}{labels[b]}"
+    assert reading.boxes[0][0] < reading.boxes[1][0]
+    assert all(0 <= x0 < x1 <= img.width and 0 <= y0 < y1 <= img.height for x0, y0, x1, y1 in reading.boxes)
+
+
+def test_places_part_the_ink_halfway_between_where_digits_were_read() -> None:
+    ink = np.zeros((40, 100), np.float32)
+    ink[5:35, 10:50] = 1.0  # one blob of ink holding two digits read at columns 20 and 40
+    ink[10:30, 70:80] = 1.0  # and a third digit standing apart, read at column 75
+    (box_a, input_a), (box_b, _), (box_c, _) = places_between(ink, [20.0, 40.0, 75.0])
+    assert box_a == (10, 5, 30, 35) and box_b == (30, 5, 50, 35) and box_c == (70, 10, 80, 30)
+    assert input_a.shape == (28, 28) and input_a.max() == 255
 
 
 def test_generator_is_deterministic_and_splits_digits() -> None:
