@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -64,18 +65,26 @@ class Predictor:
         ]
 
 
-_predictor: Predictor | None = None
-_load_lock = threading.Lock()
+T = TypeVar("T")
 
 
-def get_predictor() -> Predictor:
-    """The process-wide predictor, loaded on first use (double-checked under a lock)."""
-    global _predictor
-    if _predictor is None:
-        with _load_lock:
-            if _predictor is None:
-                _predictor = Predictor()
-    return _predictor
+def load_once(load: Callable[[], T]) -> Callable[[], T]:
+    """A getter that calls `load` on first use and then returns its result (double-checked under a lock)."""
+    loaded: list[T] = []
+    lock = threading.Lock()
+
+    def get() -> T:
+        if not loaded:
+            with lock:
+                if not loaded:
+                    loaded.append(load())
+        return loaded[0]
+
+    return get
+
+
+get_predictor = load_once(Predictor)
+get_predictor.__doc__ = "The process-wide predictor, loaded on first use."
 
 
 def predict(image: ImageInput) -> Prediction:

@@ -11,7 +11,6 @@ to_strip is the line's MNIST recipe: crop to the ink, scale so the line is TEXT_
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from PIL import Image
 
 from mnist.config import READER_WEIGHTS_PATH
 from mnist.errors import NoDigitFound
-from mnist.model import MEAN, STD, LineNet
-from mnist.predict import model_version_of
+from mnist.model import LineNet, normalise
+from mnist.predict import load_once, model_version_of
 from mnist.preprocess import normalise_stroke
 
 STRIP_HEIGHT = LineNet.STRIP_HEIGHT
@@ -39,8 +38,6 @@ class Strip:
 
     pixels: np.ndarray  # uint8 (STRIP_HEIGHT, W), white ink on black
     x0: int  # ink-map column of strip column PAD (the line's first ink column)
-    y0: int  # ink-map row of strip row `top` (the line's first ink row)
-    top: int
     scale: float  # ink-map pixels per strip pixel
 
     def to_ink_x(self, column: float) -> float:
@@ -80,17 +77,17 @@ def to_strip(ink: np.ndarray) -> Strip:
     strip = np.zeros((STRIP_HEIGHT, small_w + 2 * PAD), np.float32)
     strip[top : top + small_h, PAD : PAD + small_w] = small / peak
     pixels = (np.clip(strip, 0, 1) * 255).round().astype(np.uint8)
-    return Strip(pixels, x0=x0, y0=y0, top=top, scale=1 / f)
+    return Strip(pixels, x0=x0, scale=1 / f)
 
 
 def strip_batch(strips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 strips of any widths -> (normalised float batch (N, 1, H, W_max), frames per strip)."""
     width = max(s.shape[1] for s in strips)
     width += -width % LineNet.WIDTH_STRIDE
-    batch = np.zeros((len(strips), 1, STRIP_HEIGHT, width), np.uint8)
+    batch = np.zeros((len(strips), STRIP_HEIGHT, width), np.uint8)
     for i, s in enumerate(strips):
-        batch[i, 0, :, : s.shape[1]] = s
-    x = (torch.from_numpy(batch).float() / 255.0 - MEAN) / STD
+        batch[i, :, : s.shape[1]] = s
+    x = normalise(torch.from_numpy(batch))
     frames = torch.tensor([s.shape[1] // LineNet.WIDTH_STRIDE for s in strips], dtype=torch.long)
     return x, frames
 
@@ -131,15 +128,5 @@ class LineReader:
         return [decode(out[: frames[i], i]) for i in range(len(strips))]
 
 
-_reader: LineReader | None = None
-_load_lock = threading.Lock()
-
-
-def get_reader() -> LineReader:
-    """The process-wide reader, loaded on first use."""
-    global _reader
-    if _reader is None:
-        with _load_lock:
-            if _reader is None:
-                _reader = LineReader()
-    return _reader
+get_reader = load_once(LineReader)
+get_reader.__doc__ = "The process-wide reader, loaded on first use."

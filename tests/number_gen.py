@@ -47,6 +47,14 @@ def mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
+def full_data_dir() -> Path | None:
+    """The four original MNIST files: MNIST_DATA_DIR, else the shared checkout next to the repo."""
+    for candidate in (get_settings().mnist_data_dir, ROOT.parent / "shared" / "data" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
 def full_test_set() -> tuple[np.ndarray, np.ndarray] | None:
     """All 10,000 MNIST test digits from MNIST_DATA_DIR (or ../shared/data/mnist), or None when absent.
 
@@ -54,11 +62,11 @@ def full_test_set() -> tuple[np.ndarray, np.ndarray] | None:
     9,000 measure the reader on a broad pool, where the committed sample's 500 held-back digits
     (a handful of them ambiguous, e.g. an 8 written as a 9, drawn again and again) measure a small one.
     """
-    for candidate in (get_settings().mnist_data_dir, ROOT.parent / "shared" / "data" / "mnist"):
-        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
-            images, labels = load_split("test", candidate)
-            return images.numpy(), labels.numpy()
-    return None
+    data_dir = full_data_dir()
+    if data_dir is None:
+        return None
+    images, labels = load_split("test", data_dir)
+    return images.numpy(), labels.numpy()
 
 
 def make_number(

@@ -13,21 +13,14 @@ import pytest
 import torch
 
 import mnist
-from mnist.config import MODEL_CARD_PATH, ROOT, WEIGHTS_PATH
+from mnist.config import MODEL_CARD_PATH, WEIGHTS_PATH
 from mnist.data import load_split
 from mnist.evaluate import predict_labels, scores
 from mnist.predict import Predictor, get_predictor
+from tests.number_gen import full_data_dir
 from tests.redraw import load_sample, place, strokes
 
 IMAGES, LABELS = load_sample()
-
-
-def full_data_dir() -> Path | None:
-    """The four original MNIST files: MNIST_DATA_DIR, else the shared checkout next to the repo."""
-    for candidate in (os.environ.get("MNIST_DATA_DIR", "").strip(), ROOT.parent / "shared" / "data" / "mnist"):
-        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
-            return Path(candidate)
-    return None
 
 
 def test_weights_reach_99_5_percent_on_the_committed_sample():

@@ -14,7 +14,7 @@ from mnist.errors import NoDigitFound
 from mnist.model import LineNet
 from mnist.predict import model_version_of
 from mnist.reader import PAD, STRIP_HEIGHT, TEXT_HEIGHT, LineReader, decode, get_reader, to_strip
-from tests.test_model import full_data_dir
+from tests.number_gen import full_data_dir
 
 
 def _bars(width: int, height: int, columns: list[tuple[int, int]], top: int = 0) -> np.ndarray:
