@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.e2e
 
@@ -327,6 +328,12 @@ def test_a_filename_with_html_is_shown_as_text(page, app_url, tmp_path):
     assert dialogs == []
 
 
+VIDEO_HAS_A_FRAME = """() => {
+    const video = document.querySelector("[data-testid=stCameraInput] video");
+    return video !== null && video.readyState >= 2 && video.videoWidth > 0;
+}"""
+
+
 def test_camera_photo_is_read(playwright, app_url, tmp_path):
     video = y4m_from(mnist_digit(0), tmp_path / "zero.y4m")
     args = [
@@ -342,8 +349,15 @@ def test_camera_photo_is_read(playwright, app_url, tmp_path):
         tab.set_default_timeout(30_000)
         tab.goto(app_url + "upload")
         tab.get_by_text("Take a photo with the camera instead").click()
+        # The button is enabled once the stream opens, which can be before the first frame is decoded:
+        # a click then captures nothing. Wait until the video shows a frame.
+        tab.wait_for_function(VIDEO_HAS_A_FRAME)
         tab.get_by_role("button", name="Take Photo").click()
-        tab.locator(".predicted-digit").wait_for()
+        try:
+            tab.locator(".predicted-digit").wait_for()
+        except PlaywrightTimeout:
+            said = tab.locator("[data-testid=stMain]").inner_text()
+            raise AssertionError(f"no reading; the page said: {said}") from None
         assert tab.locator(".predicted-digit").inner_text() == "0"
         tab.get_by_text("Saved as #").first.wait_for()
     finally:
