@@ -86,6 +86,12 @@ MERGE_TALL = 0.85
 CUT_BONUS, CUT_INK = 1.0, 2.0  # a cut kept as a boundary: bonus less this per stroke width it crosses
 NECK_BONUS, NECK_SEAM = 2.0, 2.0  # a neck kept as a boundary: bonus less this per stroke width of seam
 
+# Combining the two models (read_number; tuned on the TUNE split): the classifier's probabilities are
+# raised to this power before multiplying the line reader's ...
+CLEAN_WEIGHT = 1.5  # ... for a segment between clear gaps: the classifier sees exactly one digit
+CUT_WEIGHT = 0.3  # ... for one cut out of the ink: the cut may have taken a bit of a neighbour
+SPLIT_DOUBT = 0.95  # the reader's digits in one clean segment, the weakest below this: maybe one digit
+
 
 @dataclass(frozen=True)
 class NumberReading:
@@ -134,6 +140,7 @@ class Segment:
     aspect: float  # width / height once its slant is taken out (a leaning 1 is still narrow)
     parts: list[int]  # height in pixels of each piece's share of this ink (several tall ones: several digits?)
     model_input: np.ndarray
+    cut: bool = False  # an end runs through ink (a cut or a neck), not along a clear gap
 
 
 def read_number(
@@ -145,36 +152,43 @@ def read_number(
     forward pass and says how many digits there are and where it read each; the segmentation below
     cuts the ink into digits for the classifier. When every digit the line reader found sits in a
     segment of its own, each digit's probabilities are both models' multiplied (a product of
-    experts: where one is unsure, the other decides) on the segment's box and 28x28 input. When
-    they don't line up (digits the segmentation could not part), the line reader's reading stands,
-    on boxes cut halfway between the places it read its digits.
+    experts: where one is unsure, the other decides) on the segment's box and 28x28 input, the
+    classifier's weighted up where its segment lies between clear gaps and down where it was cut
+    out of the ink. When they don't line up (digits the segmentation could not part), the line
+    reader's reading stands, on boxes cut halfway between the places it read its digits.
     """
     img = load_image(image)
     ink = ink_map(img)
     predictor = predictor or get_predictor()
     reader = reader or get_reader()
     segments = segment_number(ink, predictor)
+    opinions = predictor.classify([s.model_input for s in segments])
     strip = to_strip(ink)
-    chars = reader.read([strip.pixels])[0]
-    if not chars:
+    found = [Found(c.probabilities, strip.to_ink_x(c.centre)) for c in reader.read([strip.pixels])[0]]
+    if not found:
         raise NoDigitFound("no digit found: the ink does not look like digits")
-    if len(chars) > MAX_DIGITS:
-        raise TooManyDigits(f"found {len(chars)} digits; a number can have at most {MAX_DIGITS}")
-    centres = [strip.to_ink_x(c.centre) for c in chars]
-    aligned = len(segments) == len(chars) and all(
-        s.box[0] <= x < s.box[2] for s, x in zip(segments, centres, strict=True)
+    found = rejoin_doubtful_splits(found, segments, opinions)
+    if len(found) > MAX_DIGITS:
+        raise TooManyDigits(f"found {len(found)} digits; a number can have at most {MAX_DIGITS}")
+    aligned = len(segments) == len(found) and all(
+        s.box[0] <= f.x < s.box[2] for s, f in zip(segments, found, strict=True)
     )
     if aligned:
         places = [(s.box, s.model_input) for s in segments]
-        second = [p.probabilities for p in predictor.classify([s.model_input for s in segments])]
+        probabilities = [
+            f.probabilities * np.asarray(o.probabilities) ** (CUT_WEIGHT if s.cut else CLEAN_WEIGHT)
+            for f, s, o in zip(found, segments, opinions, strict=True)
+        ]
     else:
-        places = places_between(ink, centres)
-        second = [None] * len(chars)
+        places = [
+            (segments[f.segment].box, segments[f.segment].model_input) if f.segment is not None else place
+            for f, place in zip(found, places_between(ink, [f.x for f in found]), strict=True)
+        ]
+        probabilities = [f.probabilities for f in found]
     scale = ink_scale(img.size, ink.shape)
     version = f"{predictor.model_version}+{reader.version}"
     digits = []
-    for char, (box, model_input), other in zip(chars, places, second, strict=True):
-        p = char.probabilities if other is None else char.probabilities * np.asarray(other)
+    for p, (box, model_input) in zip(probabilities, places, strict=True):
         p = p / p.sum()
         box = to_input_box(box, scale, img.size)
         digits.append(Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], model_input, version, box))
@@ -184,6 +198,39 @@ def read_number(
         boxes=[d.box for d in digits],
         confidence=min(d.confidence for d in digits),
     )
+
+
+@dataclass(frozen=True)
+class Found:
+    """A digit found on the line: its probabilities and the ink-map column it was read at."""
+
+    probabilities: np.ndarray  # (10,)
+    x: float
+    segment: int | None = None  # set when it is the classifier's reading of this segment instead
+
+
+def rejoin_doubtful_splits(found: list[Found], segments: list[Segment], opinions: list[Prediction]) -> list[Found]:
+    """Digits the line reader found inside one clean segment (clear gaps either side), read there with
+    some doubt, give way to the classifier's one digit when it is sure and the ink is shaped like it.
+
+    The reader sometimes reads a wide, open 4 as "21"; its own doubt about the extra digit gives it
+    away. Two overlapping digits look like one clean segment too, but there the reader is sure.
+    """
+    out, k = [], 0
+    for index, (segment, opinion) in enumerate(zip(segments, opinions, strict=True)):
+        inside = [i for i in range(k, len(found)) if segment.box[0] <= found[i].x < segment.box[2]]
+        if (
+            len(inside) >= 2
+            and not segment.cut
+            and min(found[i].probabilities.max() for i in inside) < SPLIT_DOUBT
+            and opinion.confidence >= WHOLE_CONFIDENCE
+            and aspect_z(opinion.digit, segment.aspect) <= WHOLE_ASPECT_Z
+        ):
+            out += found[k : inside[0]]
+            x = (segment.box[0] + segment.box[2]) / 2
+            out.append(Found(np.asarray(opinion.probabilities), x, index))
+            k = inside[-1] + 1
+    return out + found[k:]
 
 
 def places_between(ink: np.ndarray, centres: list[float]) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
@@ -591,7 +638,7 @@ def make_segment(
             mask = mask & b.left
         if mask.any():
             parts.append((piece, mask))
-    return build_segment(ink, core, parts, i, j, limits)
+    return build_segment(ink, core, parts, i, j, limits, cut=a.left is not None or b.left is not None)
 
 
 def build_segment(
@@ -601,6 +648,7 @@ def build_segment(
     start: int,
     stop: int,
     limits: tuple[float, float] | None = None,
+    cut: bool = False,
 ) -> Segment | None:
     """Pieces' ink (each limited to a mask) as one candidate digit; None if there is no ink or it is beyond
     the (width, blank columns) limits: far too wide, or spanning a clear gap, for one digit."""
@@ -619,7 +667,8 @@ def build_segment(
     if limits is not None and (mine.shape[1] > limits[0] or blank > limits[1]):
         return None
     parts_h = [int(np.ptp(np.flatnonzero(m.any(axis=1)))) + 1 for _, m in parts if m.any()]
-    return Segment(start, stop, box, blank, upright_aspect(mine), parts_h, to_model_input(_alone(ink, core, mine, box)))
+    model_input = to_model_input(_alone(ink, core, mine, box))
+    return Segment(start, stop, box, blank, upright_aspect(mine), parts_h, model_input, cut)
 
 
 def upright_aspect(mask: np.ndarray) -> float:
