@@ -93,6 +93,26 @@ def open_page(page, app_url: str, link: str) -> None:
     page.wait_for_url(f"**/{link.lower()}")
 
 
+INKED_PIXELS = """() => {
+    const c = document.querySelector("canvas.lower-canvas");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++;
+    return n;
+}"""
+APP_IS_IDLE = "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
+
+
+def wait_for_number(page, text: str) -> None:
+    """Wait until the number drawn reads `text`; if it never does, fail with what the page showed instead."""
+    try:
+        page.wait_for_function(f"() => document.querySelector('.predicted-number')?.innerText === '{text}'")
+    except PlaywrightTimeout:
+        said = page.locator("[data-testid=stMain]").inner_text()
+        inked = page.evaluate(INKED_PIXELS)
+        raise AssertionError(f"the number never read {text!r}; {inked} px inked; the page said: {said}") from None
+
+
 def history_row_click(page, row: int) -> None:
     """Tick a row's selection box in the data grid (drawn on a canvas, so by position)."""
     grid = page.locator("[data-testid=stDataFrame]").first
@@ -284,10 +304,11 @@ def test_number_mode_reads_a_number_written_stroke_by_stroke(page, app_url):
     page.get_by_text("Write a number").wait_for()
     canvas = page.locator("canvas.upper-canvas")
     assert canvas.bounding_box()["width"] == 900
+    page.wait_for_function(APP_IS_IDLE)  # the rerun the mode switch started is over: the canvas stays
     stroke(page, canvas, SEVENTEEN[:1])
-    page.wait_for_function("() => document.querySelector('.predicted-number')?.innerText === '1'")
+    wait_for_number(page, "1")
     stroke(page, canvas, SEVENTEEN[1:])  # the 7's strokes: the reading follows the drawing
-    page.wait_for_function("() => document.querySelector('.predicted-number')?.innerText === '17'")
+    wait_for_number(page, "17")
     page.get_by_role("button", name="Save to history").click()
     page.get_by_text("Saved to the history as #").wait_for()
 
