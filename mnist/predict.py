@@ -34,14 +34,19 @@ def model_version_of(weights_path: Path) -> str:
     return hashlib.sha256(weights_path.read_bytes()).hexdigest()[:12]
 
 
+def load_weights(net: torch.nn.Module, weights_path: Path) -> str:
+    """Load a plain state dict (tensors only: weights_only, never pickle) into `net`, in eval mode; -> its version."""
+    net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    net.eval()
+    return model_version_of(weights_path)
+
+
 class Predictor:
     """A loaded network. Forward passes in eval/inference mode mutate nothing, so threads may share it."""
 
     def __init__(self, weights_path: Path = WEIGHTS_PATH) -> None:
         self.net = Net()
-        self.net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-        self.net.eval()
-        self.model_version = model_version_of(weights_path)
+        self.model_version = load_weights(self.net, weights_path)
 
     def classify(self, model_inputs: Sequence[np.ndarray], boxes: Sequence | None = None) -> list[Prediction]:
         """Already-preprocessed 28x28 uint8 arrays -> predictions, in one forward pass."""

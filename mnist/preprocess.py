@@ -780,23 +780,38 @@ def to_model_input(ink: np.ndarray, box: tuple[int, int, int, int] | None = None
         x0, y0, x1, y1 = box
         ink = ink[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
     # Tighten to the ink inside the box: the digit's own extent is what gets scaled to 20 px.
-    strong = ink > 0.1
-    rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
-    if rows.size == 0:
-        raise NoDigitFound("no digit found: no ink in the box")
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop, _, _ = crop_to_ink(ink, "no digit found: no ink in the box")
     h, w = crop.shape
     f = STROKE_SIDE / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))
-    resample = Image.Resampling.BOX if f < 1 else Image.Resampling.BICUBIC
-    mid = np.asarray(Image.fromarray(crop, "F").resize(size, resample))
-    mid = normalise_stroke(np.clip(mid, 0, 1))
     small_size = (max(1, round(size[0] / 4)), max(1, round(size[1] / 4)))
-    digit = np.asarray(Image.fromarray(mid, "F").resize(small_size, Image.Resampling.BOX))
-    peak = float(digit.max())
+    return _centre(resize_ink(crop, size, small_size, shrink=f < 1))
+
+
+def crop_to_ink(ink: np.ndarray, blank: str) -> tuple[np.ndarray, int, int]:
+    """The part of an ink map that holds its ink (> 0.1), and that part's top-left (x0, y0).
+    Raises NoDigitFound(blank) when there is no ink."""
+    strong = ink > 0.1
+    rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
+    if rows.size == 0:
+        raise NoDigitFound(blank)
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], int(cols[0]), int(rows[0])
+
+
+def resize_ink(crop: np.ndarray, mid: tuple[int, int], small: tuple[int, int], shrink: bool) -> np.ndarray:
+    """Ink -> float (h, w) = `small`, peak 1: resized to `mid` (4x `small`), where the stroke width is
+    normalised into MNIST's range, then box-reduced. (`shrink`: box filter on the way to `mid`.)
+
+    One recipe for a single digit (to_model_input) and a whole line (reader.to_strip), so the
+    classifier and the line reader see strokes of the same weight."""
+    resample = Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC
+    crop = np.ascontiguousarray(crop, dtype=np.float32)
+    big = normalise_stroke(np.clip(np.asarray(Image.fromarray(crop, "F").resize(mid, resample)), 0, 1))
+    out = np.asarray(Image.fromarray(big, "F").resize(small, Image.Resampling.BOX))
+    peak = float(out.max())
     if peak <= 0:
-        raise NoDigitFound("no digit found in the box")
-    return _centre(digit / peak)
+        raise NoDigitFound("no digit found: the ink vanished when scaled down")
+    return out / peak
 
 
 # Stroke width at STROKE_SIDE px of MNIST training digits (2*area/perimeter of ink > 0.5).

@@ -16,20 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from mnist.config import READER_WEIGHTS_PATH
-from mnist.errors import NoDigitFound
 from mnist.model import LineNet, normalise
-from mnist.predict import load_once, model_version_of
-from mnist.preprocess import normalise_stroke
+from mnist.predict import load_once, load_weights
+from mnist.preprocess import crop_to_ink, resize_ink
 
 STRIP_HEIGHT = LineNet.STRIP_HEIGHT
 TEXT_HEIGHT = 24  # the line's ink, top to bottom, in strip pixels (MNIST: 20 of 28 for one digit)
 PAD = 8  # blank strip columns either side
 WORK = 4  # stroke width is normalised at this multiple of the strip's size, as to_model_input does
 MAX_STRIP_WIDTH = 1600  # a line longer than this (12 wide-spaced digits are ~600) is squeezed to fit
-INK_LEVEL = 0.1  # ink map values above this count when cropping to the line
 
 
 @dataclass(frozen=True)
@@ -57,25 +54,15 @@ class LineChar:
 
 def to_strip(ink: np.ndarray) -> Strip:
     """Ink map (float, 1 = ink) -> the line as a uint8 strip. Raises NoDigitFound for a blank map."""
-    strong = ink > INK_LEVEL
-    rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
-    if rows.size == 0:
-        raise NoDigitFound("no digit found: the image looks blank")
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    crop = np.ascontiguousarray(ink[y0:y1, x0:x1], dtype=np.float32)
+    crop, x0, _ = crop_to_ink(np.asarray(ink, dtype=np.float32), "no digit found: the image looks blank")
     h, w = crop.shape
     f = min(TEXT_HEIGHT / h, (MAX_STRIP_WIDTH - 2 * PAD) / w)  # strip pixels per ink pixel
     small_w, small_h = max(1, round(w * f)), max(1, round(h * f))
-    big = (small_w * WORK, small_h * WORK)
-    resample = Image.Resampling.BOX if big[1] < h else Image.Resampling.BICUBIC
-    mid = normalise_stroke(np.clip(np.asarray(Image.fromarray(crop, "F").resize(big, resample)), 0, 1))
-    small = np.asarray(Image.fromarray(mid, "F").resize((small_w, small_h), Image.Resampling.BOX))
-    peak = float(small.max())
-    if peak <= 0:
-        raise NoDigitFound("no digit found: the image looks blank")
+    big_h = small_h * WORK
+    small = resize_ink(crop, (small_w * WORK, big_h), (small_w, small_h), shrink=big_h < h)
     top = (STRIP_HEIGHT - small_h) // 2
     strip = np.zeros((STRIP_HEIGHT, small_w + 2 * PAD), np.float32)
-    strip[top : top + small_h, PAD : PAD + small_w] = small / peak
+    strip[top : top + small_h, PAD : PAD + small_w] = small
     pixels = (np.clip(strip, 0, 1) * 255).round().astype(np.uint8)
     return Strip(pixels, x0=x0, scale=1 / f)
 
@@ -116,9 +103,7 @@ class LineReader:
 
     def __init__(self, weights_path: Path = READER_WEIGHTS_PATH) -> None:
         self.net = LineNet()
-        self.net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-        self.net.eval()
-        self.version = model_version_of(weights_path)
+        self.version = load_weights(self.net, weights_path)
 
     def read(self, strips: list[np.ndarray]) -> list[list[LineChar]]:
         """uint8 strips -> the digits of each, in one forward pass."""
