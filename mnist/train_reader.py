@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST .gz files (default MNIST_DATA_DIR)")
     parser.add_argument("--examples", type=int, default=100_000)
     parser.add_argument("--validation", type=int, default=2_000)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10)  # what the shipped weights were trained for
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=1)
