@@ -168,6 +168,7 @@ def read_number(
     if not found:
         raise NoDigitFound("no digit found: the ink does not look like digits")
     found = rejoin_doubtful_splits(found, segments, opinions)
+    found = restore_missed_digits(found, segments, opinions)
     if len(found) > MAX_DIGITS:
         raise TooManyDigits(f"found {len(found)} digits; a number can have at most {MAX_DIGITS}")
     aligned = len(segments) == len(found) and all(
@@ -231,6 +232,31 @@ def rejoin_doubtful_splits(found: list[Found], segments: list[Segment], opinions
             out.append(Found(np.asarray(opinion.probabilities), x, index))
             k = inside[-1] + 1
     return out + found[k:]
+
+
+def restore_missed_digits(found: list[Found], segments: list[Segment], opinions: list[Prediction]) -> list[Found]:
+    """A clean segment (clear gaps either side) the line reader read nothing in, that the classifier reads
+    as a whole digit (sure, full height, shaped like it), is a digit the reader skipped.
+
+    The line reader now and then drops a digit standing well apart from the rest (a small 6 at the start,
+    the second of two 1s); the segmentation cannot miss ink that stands alone.
+    """
+    if len(found) >= len(segments) or any(s.cut for s in segments):
+        return found  # where digits touch, a clean segment may be a digit's loose part: the reader knows better
+    tall = float(np.median([s.box[3] - s.box[1] for s in segments]))
+    # Each digit read belongs to the segment centred nearest to where it was read (leaning digits' boxes overlap).
+    centres = [(s.box[0] + s.box[2]) / 2 for s in segments]
+    read_in = {min(range(len(segments)), key=lambda i: abs(centres[i] - f.x)) for f in found}
+    out = list(found)
+    for index, (segment, opinion) in enumerate(zip(segments, opinions, strict=True)):
+        if (
+            index not in read_in
+            and opinion.confidence >= WHOLE_CONFIDENCE
+            and segment.box[3] - segment.box[1] >= WHOLE_HEIGHT * tall
+            and aspect_z(opinion.digit, segment.aspect) <= WHOLE_ASPECT_Z
+        ):
+            out.append(Found(np.asarray(opinion.probabilities), centres[index], index))
+    return sorted(out, key=lambda f: f.x)
 
 
 def places_between(ink: np.ndarray, centres: list[float]) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:

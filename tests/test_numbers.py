@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist import NoDigitFound, NumberReading, TooManyDigits, read_number
-from mnist.numbers import Found, Segment, places_between, rejoin_doubtful_splits
+from mnist.numbers import Found, Segment, places_between, rejoin_doubtful_splits, restore_missed_digits
 from mnist.predict import Prediction, Predictor, get_predictor
 from mnist.preprocess import ink_map, load_image
 from mnist.reader import LineReader, get_reader, to_strip
@@ -256,6 +256,32 @@ def test_the_line_readers_doubtful_split_of_a_clean_segment_gives_way() -> None:
     # does any split of a segment that was itself cut out of the ink.
     assert len(_found_in_one_clean_segment(weakest=0.99)) == 2
     assert len(_found_in_one_clean_segment(weakest=0.7, cut=True)) == 2
+
+
+def _segments_read(found_at: list[float], cut: bool = False, confidence: float = 0.999) -> list[Found]:
+    """Three clean segments (a 6, a 1, a 1, 40 px apart) and the line reader's digits read at `found_at`."""
+    segments, opinions = [], []
+    for k, (digit, aspect) in enumerate([(6, 0.7), (1, 0.22), (1, 0.22)]):
+        box = (60 * k, 0, 60 * k + 20, 60)
+        segments.append(Segment(k, k + 1, box, 0, aspect, [60], np.zeros((28, 28), np.uint8), cut and k == 1))
+        probabilities = [confidence if d == digit else (1 - confidence) / 9 for d in range(10)]
+        opinions.append(Prediction(digit, confidence, probabilities, segments[-1].model_input, "v"))
+    one = np.full(10, 0.001 / 9)
+    one[1] = 0.999
+    return restore_missed_digits([Found(one, x) for x in found_at], segments, opinions)
+
+
+def test_a_digit_the_line_reader_skips_is_restored_from_its_clean_segment() -> None:
+    # The case behind the rule: 3116842 on paper, its second 1 standing apart, read as 316842.
+    restored = _segments_read([70.0, 130.0])
+    assert [f.segment for f in restored] == [0, None, None]
+    assert int(np.argmax(restored[0].probabilities)) == 6 and restored[0].x == 10.0
+    # Every segment read (a leaning 1 read just past its box still counts for the nearest one): nothing added.
+    assert len(_segments_read([10.0, 65.0, 125.0])) == 3
+    # Not where any digit was cut out of the ink (touching digits: a loose part of one reads as a 1),
+    # nor when the classifier is unsure of the skipped ink.
+    assert len(_segments_read([70.0, 130.0], cut=True)) == 2
+    assert len(_segments_read([70.0, 130.0], confidence=0.9)) == 2
 
 
 def test_generator_is_deterministic_and_splits_digits() -> None:
