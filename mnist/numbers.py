@@ -224,8 +224,7 @@ def rejoin_doubtful_splits(found: list[Found], segments: list[Segment], opinions
             len(inside) >= 2
             and not segment.cut
             and min(found[i].probabilities.max() for i in inside) < SPLIT_DOUBT
-            and opinion.confidence >= WHOLE_CONFIDENCE
-            and aspect_z(opinion.digit, segment.aspect) <= WHOLE_ASPECT_Z
+            and reads_as_whole(opinion, segment.aspect)
         ):
             out += found[k : inside[0]]
             x = (segment.box[0] + segment.box[2]) / 2
@@ -251,9 +250,8 @@ def restore_missed_digits(found: list[Found], segments: list[Segment], opinions:
     for index, (segment, opinion) in enumerate(zip(segments, opinions, strict=True)):
         if (
             index not in read_in
-            and opinion.confidence >= WHOLE_CONFIDENCE
+            and reads_as_whole(opinion, segment.aspect)
             and segment.box[3] - segment.box[1] >= WHOLE_HEIGHT * tall
-            and aspect_z(opinion.digit, segment.aspect) <= WHOLE_ASPECT_Z
         ):
             out.append(Found(np.asarray(opinion.probabilities), centres[index], index))
     return sorted(out, key=lambda f: f.x)
@@ -385,12 +383,7 @@ def looks_whole(pieces: list[Piece], alone: list[Segment], read: list[Prediction
     Cutting only where there is doubt keeps well-separated numbers as reliable as single digits.
     """
     return [
-        p.x1 - p.x0 <= CUT_WIDTH * height
-        or (
-            r.confidence >= WHOLE_CONFIDENCE
-            and p.y1 - p.y0 >= WHOLE_HEIGHT * height
-            and aspect_z(r.digit, s.aspect) <= WHOLE_ASPECT_Z
-        )
+        p.x1 - p.x0 <= CUT_WIDTH * height or (reads_as_whole(r, s.aspect) and p.y1 - p.y0 >= WHOLE_HEIGHT * height)
         for p, s, r in zip(pieces, alone, read, strict=True)
     ]
 
@@ -401,6 +394,11 @@ def _single_piece(bounds: list[Boundary], segment: Segment) -> int | None:
     if a.left is None and b.left is None and b.piece == a.piece + 1:
         return a.piece
     return None
+
+
+def reads_as_whole(reading: Prediction, aspect: float) -> bool:
+    """The classifier is sure of this ink and it is shaped like the digit read: plainly one whole digit."""
+    return reading.confidence >= WHOLE_CONFIDENCE and aspect_z(reading.digit, aspect) <= WHOLE_ASPECT_Z
 
 
 def aspect_z(digit: int, aspect: float) -> float:

@@ -276,8 +276,8 @@ def test_a_digit_the_line_reader_skips_is_restored_from_its_clean_segment() -> N
     restored = _segments_read([70.0, 130.0])
     assert [f.segment for f in restored] == [0, None, None]
     assert int(np.argmax(restored[0].probabilities)) == 6 and restored[0].x == 10.0
-    # Every segment read (a leaning 1 read just past its box still counts for the nearest one): nothing added.
-    assert len(_segments_read([10.0, 65.0, 125.0])) == 3
+    # A 1 read just past its box (a leaning 1) is still that segment's: only the unread last 1 comes back.
+    assert [f.segment for f in _segments_read([10.0, 85.0])] == [None, None, 2]
     # Not where any digit was cut out of the ink (touching digits: a loose part of one reads as a 1),
     # nor when the classifier is unsure of the skipped ink.
     assert len(_segments_read([70.0, 130.0], cut=True)) == 2
