@@ -273,6 +273,16 @@ def fat_marker(digit, rng):
     return paint(canvas, 255, 0) if rng.random() < 0.5 else paint(canvas, 0, 255)
 
 
+def marker_photo(digit, rng):
+    """A fat marker on paper, photographed: strokes as wide as a fifth of the digit, under uneven light."""
+    height = int(rng.integers(130, 200))
+    ink = strokes(digit, height, pen=height * float(rng.uniform(0.15, 0.22)))
+    h, w = (240, 320) if rng.random() < 0.5 else (320, 240)
+    canvas = np.zeros((h, w), np.float32)
+    place(canvas, ink, *random_place(rng, canvas.shape, ink.shape))
+    return photo(canvas, rng)
+
+
 def tiny_corner(digit, rng):
     """A 12-20 px digit in a corner of a big canvas."""
     side = int(rng.integers(280, 420))
@@ -391,6 +401,7 @@ VARIANTS: dict[str, Callable[[np.ndarray, np.random.Generator], object]] = {
     "photo_uneven": photo_uneven,
     "thin_pen": thin_pen,
     "fat_marker": fat_marker,
+    "marker_photo": marker_photo,
     "tiny_corner": tiny_corner,
     "tiny_thumbnail": tiny_thumbnail,
     "ruled_lines": ruled_lines,

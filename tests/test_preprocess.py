@@ -260,6 +260,20 @@ def test_dark_ink_under_a_lighting_gradient():
     assert similar(preprocess(photo).model_input, preprocess(black_on_white(ink)).model_input) > 0.93
 
 
+@pytest.mark.parametrize("dark", [True, False], ids=["dark-ink", "light-ink"])
+def test_a_fat_marker_under_a_lighting_gradient_keeps_its_polarity_and_its_body(dark):
+    # Strokes a fifth of the digit wide covering much of the picture, under a gradient that makes the
+    # border uneven: the ink must neither be taken for paper nor hollowed out as background.
+    canvas = np.zeros((200, 200), np.float32)
+    place(canvas, strokes(IMAGES[3], 150, pen=32), 25, 40)
+    light = np.linspace(0.8, 1.15, 200, dtype=np.float32)[None, :]
+    paper, pen = (215, 40) if dark else (45, 215)
+    noise = np.random.default_rng(0).normal(0, 6, canvas.shape)
+    photo = np.clip((paper * (1 - canvas) + pen * canvas) * light + noise, 0, 255).astype(np.uint8)
+    clean = preprocess((canvas * 255).astype(np.uint8)).model_input
+    assert similar(preprocess(photo).model_input, clean) > 0.93
+
+
 # --------------------------------------------------------------------------- no digit, bad input
 
 
