@@ -10,6 +10,7 @@ on numbers composed from test digits.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import platform
@@ -37,6 +38,7 @@ GAPS = (*GAP_TYPES, "mixed")
 GAP_WEIGHTS = (0.3, 0.25, 0.25, 0.2)
 MAX_TRAIN_DIGITS = 12
 CACHE_DIR = ROOT / "data" / "reader_cache"
+FRONT_END = ("synth.py", "preprocess.py", "reader.py")  # the modules make_examples' strips depend on
 
 _digits: tuple[np.ndarray, np.ndarray] | None = None  # set in each worker by _init
 
@@ -69,9 +71,18 @@ def _examples(job: tuple[int, int, int, int]) -> tuple[list[np.ndarray], list[st
     return strips, texts, gaps
 
 
+def front_end_version() -> str:
+    """A short hash of the code that turns digits into strips (composing, rendering, the front end, the strip
+    recipe): cached strips made by other code are not reused, so a preprocessing fix reaches the next training."""
+    digest = hashlib.sha256()
+    for name in FRONT_END:
+        digest.update((ROOT / "mnist" / name).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def make_examples(count: int, seed: int, digits: range, data_dir: Path, cache_dir: Path, workers: int = 2) -> dict:
-    """`count` rendered numbers as strips, cached in `cache_dir` by count, seed and digits (same args, same set)."""
-    path = cache_dir / f"strips-{count}-{seed}-{digits.start}-{digits.stop}.npz"
+    """`count` rendered numbers as strips, cached in `cache_dir` by count, seed, digits and front-end version."""
+    path = cache_dir / f"strips-{count}-{seed}-{digits.start}-{digits.stop}-{front_end_version()}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             widths = z["widths"]

@@ -101,3 +101,29 @@ def test_training_smoke_run_learns(tmp_path: Path) -> None:
     losses = [epoch["loss"] for epoch in card["history"]]
     assert losses[-1] < losses[0] * 0.8, losses  # it learns: the CTC loss falls
     assert sorted((tmp_path / "cache").iterdir())  # the rendered numbers were kept for the next run
+
+
+@pytest.mark.slow
+def test_cached_strips_are_not_reused_once_the_front_end_changes(tmp_path: Path, monkeypatch) -> None:
+    from mnist import train_reader
+
+    data_dir = full_data_dir()
+    if data_dir is None:
+        pytest.skip("no MNIST_DATA_DIR and no ../shared/data/mnist: rendering needs the four original files")
+    cache = tmp_path / "cache"
+    first = train_reader.make_examples(3, 5, range(0, 100), data_dir, cache, workers=1)
+    assert [p.name for p in cache.iterdir()] == [f"strips-3-5-0-100-{train_reader.front_end_version()}.npz"]
+    reused = train_reader.make_examples(3, 5, range(0, 100), data_dir, cache, workers=1)
+    assert reused["texts"] == first["texts"] and len(list(cache.iterdir())) == 1
+    # The same code with preprocessing edited: a new version, so the strips are made afresh.
+    edited = tmp_path / "edited"
+    (edited / "mnist").mkdir(parents=True)
+    for name in train_reader.FRONT_END:
+        (edited / "mnist" / name).write_bytes((train_reader.ROOT / "mnist" / name).read_bytes())
+    with (edited / "mnist" / "preprocess.py").open("a") as f:
+        f.write("\n# a changed threshold\n")
+    old_version = train_reader.front_end_version()
+    monkeypatch.setattr(train_reader, "ROOT", edited)
+    assert train_reader.front_end_version() != old_version
+    train_reader.make_examples(3, 5, range(0, 100), data_dir, cache, workers=1)
+    assert len(list(cache.iterdir())) == 2
