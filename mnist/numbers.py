@@ -21,7 +21,7 @@ Segmentation is "over-segment where in doubt, then let the classifier choose":
                  chain of boundaries whose digits are most plausible: classifier confidence plus
                  simple shape priors (a digit is about as tall as the line, not much wider, shaped
                  like the digit it is read as; a boundary through much ink is unlikely).
-The chosen digits then go through one more batched forward pass, as the classifier's opinion.
+The classifier's readings of the chosen digits, made while choosing, are its opinion on each.
 
 Weights and thresholds were tuned on numbers composed from MNIST test digits 0-499 (tests/number_gen.py,
 TUNE split); tests and benchmarks/numbers_bench.py score digits 500-999.
@@ -161,8 +161,7 @@ def read_number(
     ink = ink_map(img)
     predictor = predictor or get_predictor()
     reader = reader or get_reader()
-    segments = segment_number(ink, predictor)
-    opinions = predictor.classify([s.model_input for s in segments])
+    segments, opinions = segment_number(ink, predictor)
     strip = to_strip(ink)
     found = [Found(c.probabilities, strip.to_ink_x(c.centre)) for c in reader.read([strip.pixels])[0]]
     if not found:
@@ -277,8 +276,9 @@ def places_between(ink: np.ndarray, centres: list[float]) -> list[tuple[tuple[in
     return places
 
 
-def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
-    """Ink map -> the digits left to right (boxes in ink-map pixels), chosen as described in the module doc."""
+def segment_number(ink: np.ndarray, predictor: Predictor) -> tuple[list[Segment], list[Prediction]]:
+    """Ink map -> the digits left to right (boxes in ink-map pixels), chosen as described in the module doc,
+    and the classifier's reading of each (already made while choosing)."""
     core = ink > CORE
     pieces, height = find_pieces(core)
     if not pieces:
@@ -290,15 +290,17 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> list[Segment]:
     bounds = boundaries(ink, pieces, height, looks_whole(pieces, alone, alone_read, height))
     segments = candidate_segments(ink, core, pieces, bounds, height)
     if len(segments) == 1:  # one piece, no cuts: nothing to choose
-        return segments
+        return segments, predictor.classify([segments[0].model_input])
     # Pieces read above need no second look; everything else is scored in one more batch.
     known = {k: alone_read[k] for k in range(len(pieces))}
     piece_of = [_single_piece(bounds, s) for s in segments]
     fresh = iter(predictor.classify([s.model_input for s, k in zip(segments, piece_of, strict=True) if k is None]))
     scored = [known[k] if k is not None else next(fresh) for k in piece_of]
-    # Should no chain get through, each piece is read as a digit: the reading still comes back.
-    chosen = best_chain(bounds, segments, scored, height) or alone
-    return chosen
+    chosen = best_chain(bounds, segments, scored, height)
+    if chosen is None:  # no chain got through: each piece is read as a digit, so the reading still comes back
+        return alone, alone_read
+    reading = {id(segment): prediction for segment, prediction in zip(segments, scored, strict=True)}
+    return chosen, [reading[id(segment)] for segment in chosen]
 
 
 # --------------------------------------------------------------------------- pieces

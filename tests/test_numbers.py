@@ -199,10 +199,11 @@ def test_the_number_is_one_forward_pass_of_each_model(monkeypatch: pytest.Monkey
     monkeypatch.setattr(LineReader, "read", counting_read)
     sample = make_number(np.random.default_rng(3), 6, "separated", "paper")
     reading = read_number(sample.image)
-    # The line reader reads the whole line once; scoring candidate cuts may take other classifier
-    # batches, but the digits' second opinion comes from the last one, all six at once.
+    # The line reader reads the whole line once. The classifier reads the six pieces in one batch and
+    # the candidate digits that are not single pieces in one more; the digits' opinions are those
+    # readings, with no pass of their own.
     assert lines == [1]
-    assert batches[-1] == len(reading.digits) == 6
+    assert len(batches) == 2 and batches[0] == len(reading.digits) == 6, batches
     assert [d.model_input.shape for d in reading.digits] == [(28, 28)] * 6
 
 
