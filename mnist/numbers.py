@@ -289,8 +289,6 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> tuple[list[Segment]
     alone_read = predictor.classify([s.model_input for s in alone])  # each piece as if it were a digit
     bounds = boundaries(ink, pieces, height, looks_whole(pieces, alone, alone_read, height))
     segments = candidate_segments(ink, core, pieces, bounds, height)
-    if len(segments) == 1:  # one piece, no cuts: nothing to choose
-        return segments, predictor.classify([segments[0].model_input])
     # Pieces read above need no second look; everything else is scored in one more batch.
     known = {k: alone_read[k] for k in range(len(pieces))}
     piece_of = [_single_piece(bounds, s) for s in segments]
@@ -299,8 +297,7 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> tuple[list[Segment]
     chosen = best_chain(bounds, segments, scored, height)
     if chosen is None:  # no chain got through: each piece is read as a digit, so the reading still comes back
         return alone, alone_read
-    reading = {id(segment): prediction for segment, prediction in zip(segments, scored, strict=True)}
-    return chosen, [reading[id(segment)] for segment in chosen]
+    return [segments[i] for i in chosen], [scored[i] for i in chosen]
 
 
 # --------------------------------------------------------------------------- pieces
@@ -727,29 +724,31 @@ def _alone(ink: np.ndarray, core: np.ndarray, mine: np.ndarray, box: tuple[int, 
 
 def best_chain(
     bounds: list[Boundary], segments: list[Segment], scored: list[Prediction], height: float
-) -> list[Segment] | None:
-    """Dynamic programming: the chain of boundaries from the start to the end with the best total score.
+) -> list[int] | None:
+    """Dynamic programming: the chain of boundaries from the start to the end with the best total score,
+    as the indices of its segments, left to right.
 
     None if no chain reaches the end (crossing cuts can leave nothing between two boundaries).
     """
     best = [-math.inf] * len(bounds)
-    came: list[Segment | None] = [None] * len(bounds)
+    came: list[int | None] = [None] * len(bounds)
     best[0] = 0.0
-    for segment, prediction in sorted(zip(segments, scored, strict=True), key=lambda sp: sp[0].stop):
+    for index in sorted(range(len(segments)), key=lambda i: segments[i].stop):
+        segment = segments[index]
         if best[segment.start] == -math.inf:
             continue
-        total = best[segment.start] + segment_score(segment, prediction, height)
+        total = best[segment.start] + segment_score(segment, scored[index], height)
         if segment.stop < len(bounds) - 1:
             total += cut_score(bounds[segment.stop])
         if total > best[segment.stop]:
-            best[segment.stop], came[segment.stop] = total, segment
+            best[segment.stop], came[segment.stop] = total, index
     chosen, at = [], len(bounds) - 1
     while at > 0:
-        segment = came[at]
-        if segment is None:
+        index = came[at]
+        if index is None:
             return None
-        chosen.append(segment)
-        at = segment.start
+        chosen.append(index)
+        at = segments[index].start
     return chosen[::-1]
 
 

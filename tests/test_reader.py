@@ -112,9 +112,13 @@ def test_cached_strips_are_not_reused_once_the_front_end_changes(tmp_path: Path,
         pytest.skip("no MNIST_DATA_DIR and no ../shared/data/mnist: rendering needs the four original files")
     cache = tmp_path / "cache"
     first = train_reader.make_examples(3, 5, range(0, 100), data_dir, cache, workers=1)
-    assert [p.name for p in cache.iterdir()] == [f"strips-3-5-0-100-{train_reader.front_end_version()}.npz"]
+    (cached,) = cache.iterdir()
+    assert cached.name == f"strips-3-5-0-100-{train_reader.front_end_version()}.npz"
+    written = cached.stat().st_mtime_ns
     reused = train_reader.make_examples(3, 5, range(0, 100), data_dir, cache, workers=1)
-    assert reused["texts"] == first["texts"] and len(list(cache.iterdir())) == 1
+    # Read back, not rendered and written again.
+    assert reused["texts"] == first["texts"] and cached.stat().st_mtime_ns == written
+    assert list(cache.iterdir()) == [cached]
     # The same code with preprocessing edited: a new version, so the strips are made afresh.
     edited = tmp_path / "edited"
     (edited / "mnist").mkdir(parents=True)
