@@ -37,6 +37,7 @@ class NumberSample:
     gap: str
     style: str
     owner: np.ndarray | None = None  # (H, W) uint8: which digit (1-based) owns each pixel, 0 = paper; for diagnosis
+    sources: tuple[int, ...] = ()  # each digit's index in the pool it was drawn from; for diagnosis
 
 
 @cache
@@ -82,7 +83,7 @@ def make_number(
     chosen = rng.choice(np.asarray(indices), size=n_digits)
     ink, boxes, owner = compose(rng, [images[i] for i in chosen], gap)
     text = "".join(str(labels[i]) for i in chosen)
-    return NumberSample(render(rng, ink, style), text, boxes, gap, style, owner)
+    return NumberSample(render(rng, ink, style), text, boxes, gap, style, owner, tuple(int(i) for i in chosen))
 
 
 def sample_set(

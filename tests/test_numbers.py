@@ -291,3 +291,8 @@ def test_generator_is_deterministic_and_splits_digits() -> None:
     assert [s.text for s in a] == [s.text for s in b]
     assert all(np.array_equal(np.asarray(x.image), np.asarray(y.image)) for x, y in zip(a, b, strict=True))
     assert set(TUNE).isdisjoint(HELD_BACK)
+    # Each number knows which pool digits it was drawn from (the benchmark sets apart ambiguous ones).
+    _, labels = mnist_sample()
+    for s in a:
+        assert len(s.sources) == len(s.text) and all(i in HELD_BACK for i in s.sources)
+        assert "".join(str(labels[i]) for i in s.sources) == s.text
