@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mnist.errors import NoDigitFound, TooManyDigits  # noqa: E402
+from mnist.evaluate import predict_labels  # noqa: E402
 from mnist.numbers import read_number  # noqa: E402
 from mnist.predict import get_predictor  # noqa: E402
 from mnist.reader import get_reader  # noqa: E402
@@ -67,14 +68,17 @@ class Cell:
     hard: int = 0  # numbers holding a digit the classifier misreads even on its own
     hard_right: int = 0  # ... of them read exactly right
 
+    def __add__(self, other: Cell) -> Cell:
+        return Cell(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cell)))
+
 
 def misread_alone(pool: tuple[np.ndarray, np.ndarray], indices: range) -> set[int]:
     """Digits of the pool the classifier misreads even as MNIST gave them (28x28, no rendering): ambiguous
     writing, which no segmentation can get right, so the benchmark counts the numbers holding one apart."""
     images, labels = pool
-    chosen = list(indices)
-    read = get_predictor().classify([images[i] for i in chosen])
-    return {i for i, p in zip(chosen, read, strict=True) if p.digit != labels[i]}
+    chosen = np.asarray(indices)
+    read = predict_labels(get_predictor().net, torch.from_numpy(images[chosen])).numpy()
+    return {int(i) for i in chosen[read != labels[chosen]]}
 
 
 def accuracy(count: int, seed: int, fresh: bool) -> dict[tuple[str, str], Cell]:
@@ -87,15 +91,15 @@ def accuracy(count: int, seed: int, fresh: bool) -> dict[tuple[str, str], Cell]:
     for gap in GAP_TYPES:
         for k, style in enumerate(STYLES):
             samples = sample_set(seed * 10 + k, count, gap, styles=(style,), indices=indices, pool=pool)
-            cell, start = Cell(), time.perf_counter()
+            cell, start = Cell(numbers=len(samples)), time.perf_counter()
             for s in samples:
                 text = read_text(s.image)
-                cell.numbers += 1
-                cell.right += text == s.text
+                right = text == s.text
+                cell.right += right
                 cell.digits += max(0.0, 1 - edit_distance(text, s.text) / len(s.text))
                 if ambiguous.intersection(s.sources):
                     cell.hard += 1
-                    cell.hard_right += text == s.text
+                    cell.hard_right += right
             cell.seconds = time.perf_counter() - start
             results[gap, style] = cell
     return results
@@ -136,11 +140,9 @@ def main() -> None:
     )
     print(f"{'gap':<12} {'style':<15} {'numbers':>7} {'sequence':>9} {'digits':>7} {'ms/number':>10}")
     for gap in GAP_TYPES:
-        total = Cell()
+        total = sum((results[gap, style] for style in STYLES), Cell())
         for style in STYLES:
             c = results[gap, style]
-            for name in ("numbers", "right", "digits", "hard", "hard_right"):
-                setattr(total, name, getattr(total, name) + getattr(c, name))
             n, ms = c.numbers, c.seconds / c.numbers * 1000
             print(f"{gap:<12} {style:<15} {n:>7} {c.right / n:>9.1%} {c.digits / n:>7.1%} {ms:>10.0f}")
         verdict = "ok" if total.right / total.numbers >= TARGETS[gap] else "BELOW TARGET"

@@ -290,10 +290,9 @@ def segment_number(ink: np.ndarray, predictor: Predictor) -> tuple[list[Segment]
     bounds = boundaries(ink, pieces, height, looks_whole(pieces, alone, alone_read, height))
     segments = candidate_segments(ink, core, pieces, bounds, height)
     # Pieces read above need no second look; everything else is scored in one more batch.
-    known = {k: alone_read[k] for k in range(len(pieces))}
     piece_of = [_single_piece(bounds, s) for s in segments]
     fresh = iter(predictor.classify([s.model_input for s, k in zip(segments, piece_of, strict=True) if k is None]))
-    scored = [known[k] if k is not None else next(fresh) for k in piece_of]
+    scored = [alone_read[k] if k is not None else next(fresh) for k in piece_of]
     chosen = best_chain(bounds, segments, scored, height)
     if chosen is None:  # no chain got through: each piece is read as a digit, so the reading still comes back
         return alone, alone_read

@@ -360,14 +360,11 @@ def _dark_ink(gray: np.ndarray) -> bool:
     lo, hi = np.percentile(small, [1, 99])
     t = max(0.25 * float(hi - lo), 0.04)
     plane = _border_plane(small, t)
-    border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
-    paper = float(np.median(border))
     # An even border (once a lighting gradient is taken out) is paper: ink only touches it
     # here and there, even in tight crops. When everything that differs clearly from it
     # lies on one side, that side is the ink.
     off = small - plane
-    edge = np.concatenate([off[0], off[-1], off[:, 0], off[:, -1]])
-    b25, b75 = np.percentile(edge, [25, 75])
+    b25, b75 = np.percentile(_border(off), [25, 75])
     darker, lighter = int((off < -t).sum()), int((off > t).sum())
     one_sided = max(darker, lighter) >= 0.9 * (darker + lighter) >= 0.002 * small.size
     if b75 - b25 < 0.4 * t and one_sided:
@@ -391,8 +388,13 @@ def _dark_ink(gray: np.ndarray) -> bool:
     below = np.clip(dark - 3 * sigma, 0, None).sum()
     above = np.clip(light - 3 * sigma, 0, None).sum()
     if above == below:
-        return paper > 0.5
+        return float(np.median(_border(small))) > 0.5  # no evidence either way: light paper, dark ink
     return bool(below > above)
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels (corners twice), where the paper shows."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
 
 
 def _border_plane(small: np.ndarray, t: float) -> np.ndarray:
