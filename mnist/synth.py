@@ -113,10 +113,14 @@ def compose(
                 x = max(x, touch)
         else:
             raise ValueError(f"unknown gap type {gap!r}; expected one of {GAP_TYPES} or 'mixed'")
+        gx0, gy0, gx1, gy1 = _ink_bbox(glyph > INK)
+        if i and x + gx0 < boxes[-1][0]:
+            # The strokes would meet only with this digit's ink reaching left of its neighbour's (a 7's bar
+            # over a short 1): unreadable, and it can run off the canvas. Set it beside the neighbour instead.
+            x = cursor
         region = canvas[top : top + h, x : x + w]
         owner[top : top + h, x : x + w][(glyph > 0.05) & (glyph >= region)] = i + 1
         canvas[top : top + h, x : x + w] = np.maximum(region, glyph)
-        gx0, gy0, gx1, gy1 = _ink_bbox(glyph > INK)
         boxes.append((x + gx0, top + gy0, x + gx1, top + gy1))
         cursor = max(cursor, x + w)
     # Trim to the ink plus a margin, shifting the boxes along.

@@ -27,7 +27,7 @@ from mnist.config import READER_CARD_PATH, READER_WEIGHTS_PATH, ROOT
 from mnist.data import load_split, resolve_data_dir
 from mnist.errors import NoDigitFound
 from mnist.model import LineNet
-from mnist.predict import model_version_of
+from mnist.predict import load_weights, model_version_of
 from mnist.preprocess import ink_map
 from mnist.reader import decode, strip_batch, to_strip
 from mnist.synth import GAP_TYPES, STYLES, compose, render
@@ -163,6 +163,8 @@ def train(args: argparse.Namespace) -> dict:
     widths = np.array([s.shape[1] for s in train_data["strips"]])
     targets = [torch.tensor([int(c) + 1 for c in t], dtype=torch.long) for t in train_data["texts"]]
     net = LineNet()
+    if args.init:  # fine-tune: start from trained weights (e.g. to adapt them to a changed front end)
+        load_weights(net, args.init)
     optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     steps_per_epoch = math.ceil(len(widths) / args.batch_size)
@@ -210,6 +212,7 @@ def train(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size,
             "max_lr": args.lr,
             "seed": args.seed,
+            "init": model_version_of(args.init) if args.init else None,
             "digits": "MNIST training digits 0-54,999, composed by mnist.synth",
         },  # fmt: skip
         "validation": {
@@ -235,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the training numbers")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where rendered numbers are kept")
+    parser.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
     parser.add_argument("--weights", type=Path, default=READER_WEIGHTS_PATH)
     parser.add_argument("--card", type=Path, default=READER_CARD_PATH)
     card = train(parser.parse_args(argv))
