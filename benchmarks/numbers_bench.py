@@ -1,11 +1,13 @@
 """Whole-number reading: accuracy by gap type and style on held-back numbers, and latency.
 
-    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N] [--fresh]
+    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N] [--fresh | --tune]
+                                       [--reader WEIGHTS]
 
 Numbers of 2-8 real MNIST test digits (tests/number_gen.py, HELD_BACK split: digits 500-999 of the
 committed sample; the segmentation was tuned on digits 0-499, the line reader trained on MNIST training
 digits only) are read with mnist.read_number; with --fresh, from MNIST test digits 1,000-9,999 (the full
-files in MNIST_DATA_DIR), a broad pool no choice was made on.
+files in MNIST_DATA_DIR), a broad pool no choice was made on. --tune draws from digits 0-499 instead:
+the split choices are made on (thresholds, weights, which trained reader ships: --reader compares one).
 Prints, per gap type (separated / touching / overlapping) and style, the sequence accuracy (the whole
 number exactly right) and the digit accuracy (1 - edit distance / length, so a missed or extra digit
 costs one); how many numbers hold a digit the classifier misreads even on its own (MNIST's ambiguous
@@ -32,9 +34,9 @@ from mnist.errors import NoDigitFound, TooManyDigits  # noqa: E402
 from mnist.evaluate import predict_labels  # noqa: E402
 from mnist.numbers import read_number  # noqa: E402
 from mnist.predict import get_predictor  # noqa: E402
-from mnist.reader import get_reader  # noqa: E402
+from mnist.reader import LineReader, get_reader  # noqa: E402
 from mnist.synth import GAP_TYPES, STYLES  # noqa: E402
-from tests.number_gen import FRESH, HELD_BACK, full_test_set, make_number, mnist_sample, sample_set  # noqa: E402
+from tests.number_gen import FRESH, HELD_BACK, TUNE, full_test_set, make_number, mnist_sample, sample_set  # noqa: E402
 
 TARGETS = {"separated": 0.97, "touching": 0.85, "overlapping": 0.85}
 
@@ -49,10 +51,10 @@ def edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def read_text(image) -> str:
+def read_text(image, reader: LineReader | None = None) -> str:
     """The reading, or '' when the reader refuses (counts as wrong)."""
     try:
-        return read_number(image).text
+        return read_number(image, reader=reader).text
     except (NoDigitFound, TooManyDigits):
         return ""
 
@@ -82,9 +84,13 @@ def misread_alone(pool: tuple[np.ndarray, np.ndarray], indices: range) -> set[in
     return {int(i) for i in chosen[read != labels[chosen]]}
 
 
-def accuracy(count: int, seed: int, fresh: bool) -> dict[tuple[str, str], Cell]:
+POOLS = {"HELD_BACK": HELD_BACK, "FRESH": FRESH, "TUNE": TUNE}
+
+
+def accuracy(count: int, seed: int, pool_name: str, reader: LineReader) -> dict[tuple[str, str], Cell]:
     """(gap, style) -> its tallies. Each style gets its own digits."""
-    pool, indices = (full_test_set(), FRESH) if fresh else (mnist_sample(), HELD_BACK)
+    indices = POOLS[pool_name]
+    pool = full_test_set() if pool_name == "FRESH" else mnist_sample()
     if pool is None:
         raise SystemExit("--fresh needs the full MNIST files: set MNIST_DATA_DIR")
     ambiguous = misread_alone(pool, indices)
@@ -94,7 +100,7 @@ def accuracy(count: int, seed: int, fresh: bool) -> dict[tuple[str, str], Cell]:
             samples = sample_set(seed * 10 + k, count, gap, styles=(style,), indices=indices, pool=pool)
             cell, start = Cell(numbers=len(samples)), time.perf_counter()
             for s in samples:
-                text = read_text(s.image)
+                text = read_text(s.image, reader)
                 right = text == s.text
                 cell.right += right
                 cell.digits += max(0.0, 1 - edit_distance(text, s.text) / len(s.text))
@@ -126,18 +132,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=200, help="timed reads of a 4-digit number (default 200)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--fresh", action="store_true", help="draw from MNIST test digits 1,000-9,999 instead")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--fresh", action="store_true", help="draw from MNIST test digits 1,000-9,999 instead")
+    which.add_argument("--tune", action="store_true", help="draw from the TUNE digits 0-499 instead")
+    parser.add_argument("--reader", type=Path, default=None, help="line reader weights (default: the shipped ones)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     get_predictor()
-    results = accuracy(args.count, args.seed, args.fresh)
+    reader = LineReader(args.reader) if args.reader else get_reader()
+    pool_name = "FRESH" if args.fresh else "TUNE" if args.tune else "HELD_BACK"
+    results = accuracy(args.count, args.seed, pool_name, reader)
     print(
         f"torch {torch.get_num_threads()} CPU threads, classifier {get_predictor().model_version}, "
-        f"line reader {get_reader().version}; "
-        f"{args.count} numbers of 2-8 digits per cell from {'FRESH' if args.fresh else 'HELD_BACK'} digits, "
-        f"seed {args.seed}"
+        f"line reader {reader.version}; "
+        f"{args.count} numbers of 2-8 digits per cell from {pool_name} digits, seed {args.seed}"
     )
     print(f"{'gap':<12} {'style':<15} {'numbers':>7} {'sequence':>9} {'digits':>7} {'ms/number':>10}")
     for gap in GAP_TYPES:
