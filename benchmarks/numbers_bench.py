@@ -112,15 +112,15 @@ def accuracy(count: int, seed: int, pool_name: str, reader: LineReader) -> dict[
     return results
 
 
-def latency(repeat: int, seed: int) -> tuple[float, float]:
+def latency(repeat: int, seed: int, reader: LineReader) -> tuple[float, float]:
     """p50, p99 in ms of reading one 4-digit number (canvas style, separated and touching alternately)."""
     rng = np.random.default_rng(seed)
     images = [make_number(rng, 4, GAP_TYPES[i % 2], "canvas_rgba", HELD_BACK).image for i in range(20)]
-    read_number(images[0])  # load the model outside the timing
+    read_number(images[0], reader=reader)  # load the classifier outside the timing
     times = []
     for i in range(repeat):
         start = time.perf_counter()
-        read_number(images[i % len(images)])
+        read_number(images[i % len(images)], reader=reader)
         times.append((time.perf_counter() - start) * 1000)
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
@@ -167,7 +167,7 @@ def main() -> None:
             f"({total.hard_right} read right); the other {others}: "
             f"{(total.right - total.hard_right) / max(1, others):.1%} right"
         )
-    p50, p99 = latency(args.repeat, args.seed)
+    p50, p99 = latency(args.repeat, args.seed, reader)
     print(f"latency, one 4-digit number end to end: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({args.repeat} reads)")
 
 
