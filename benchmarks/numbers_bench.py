@@ -84,13 +84,14 @@ def misread_alone(pool: tuple[np.ndarray, np.ndarray], indices: range) -> set[in
     return {int(i) for i in chosen[read != labels[chosen]]}
 
 
-POOLS = {"HELD_BACK": HELD_BACK, "FRESH": FRESH, "TUNE": TUNE}
+# Each split: which digits, and where they come from (FRESH needs the full test files).
+POOLS = {"HELD_BACK": (HELD_BACK, mnist_sample), "FRESH": (FRESH, full_test_set), "TUNE": (TUNE, mnist_sample)}
 
 
 def accuracy(count: int, seed: int, pool_name: str, reader: LineReader) -> dict[tuple[str, str], Cell]:
     """(gap, style) -> its tallies. Each style gets its own digits."""
-    indices = POOLS[pool_name]
-    pool = full_test_set() if pool_name == "FRESH" else mnist_sample()
+    indices, load = POOLS[pool_name]
+    pool = load()
     if pool is None:
         raise SystemExit("--fresh needs the full MNIST files: set MNIST_DATA_DIR")
     ambiguous = misread_alone(pool, indices)

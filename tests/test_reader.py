@@ -93,36 +93,23 @@ def test_training_smoke_run_learns(tmp_path: Path) -> None:
     data_dir = full_data_dir()
     if data_dir is None:
         pytest.skip("no MNIST_DATA_DIR and no ../shared/data/mnist: training needs the four original files")
-    weights, card_path, cache = tmp_path / "r.pt", tmp_path / "card.json", tmp_path / "cache"
-    args = [
-        "--examples",
-        "800",
-        "--validation",
-        "100",
-        "--batch-size",
-        "16",
-        "--lr",
-        "3e-3",
-        "--data-dir",
-        str(data_dir),
-    ]
-    paths = ["--weights", str(weights), "--card", str(card_path), "--cache-dir", str(cache)]
-    card = train_reader.main([*args, "--epochs", "3", *paths])
-    assert weights.exists() and json.loads(card_path.read_text()) == card
+    cache = tmp_path / "cache"
+
+    def run(name: str, *extra: str) -> dict:
+        """Train into tmp_path/<name>.pt and <name>.json, sharing one cache of rendered numbers."""
+        outputs = ["--weights", str(tmp_path / f"{name}.pt"), "--card", str(tmp_path / f"{name}.json")]
+        args = ["--examples", "800", "--validation", "100", "--batch-size", "16", "--lr", "3e-3", *extra]
+        return train_reader.main([*args, *outputs, "--cache-dir", str(cache), "--data-dir", str(data_dir)])
+
+    card = run("first", "--epochs", "3")
+    weights = tmp_path / "first.pt"
+    assert weights.exists() and json.loads((tmp_path / "first.json").read_text()) == card
     losses = [epoch["loss"] for epoch in card["history"]]
     assert losses[-1] < losses[0] * 0.8, losses  # it learns: the CTC loss falls
     assert sorted(cache.iterdir())  # the rendered numbers were kept for the next run
     # --init fine-tunes: it starts from those weights, so one epoch ends below the first run's second (from scratch,
     # one epoch stays far above it: 4.4 against 2.7 when this was written).
-    tuned_paths = [
-        "--weights",
-        str(tmp_path / "tuned.pt"),
-        "--card",
-        str(tmp_path / "tuned.json"),
-        "--cache-dir",
-        str(cache),
-    ]
-    tuned = train_reader.main([*args, "--epochs", "1", *tuned_paths, "--init", str(weights)])
+    tuned = run("tuned", "--epochs", "1", "--init", str(weights))
     assert tuned["training"]["init"] == card["reader_version"]
     assert tuned["history"][0]["loss"] < losses[1], (tuned["history"], losses)
 
