@@ -1,13 +1,15 @@
 """Whole-number reading: accuracy by gap type and style on held-back numbers, and latency.
 
-    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N] [--fresh | --tune]
-                                       [--reader WEIGHTS]
+    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N]
+                                       [--fresh | --tune | --unseen] [--reader WEIGHTS]
 
 Numbers of 2-8 real MNIST test digits (tests/number_gen.py, HELD_BACK split: digits 500-999 of the
 committed sample; the segmentation was tuned on digits 0-499, the line reader trained on MNIST training
 digits only) are read with mnist.read_number; with --fresh, from MNIST test digits 1,000-9,999 (the full
 files in MNIST_DATA_DIR), a broad pool no choice was made on. --tune draws from digits 0-499 instead:
 the split choices are made on (thresholds, weights, which trained reader ships: --reader compares one).
+--unseen draws from the ~420 MNIST training digits neither model learnt from (tests/number_gen.py
+unseen_digits): a second pool to make choices on, since a few hard digits in TUNE can decide a comparison.
 Prints, per gap type (separated / touching / overlapping) and style, the sequence accuracy (the whole
 number exactly right) and the digit accuracy (1 - edit distance / length, so a missed or extra digit
 costs one); how many numbers hold a digit the classifier misreads even on its own (MNIST's ambiguous
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -36,7 +39,17 @@ from mnist.numbers import read_number  # noqa: E402
 from mnist.predict import get_predictor  # noqa: E402
 from mnist.reader import LineReader, get_reader  # noqa: E402
 from mnist.synth import GAP_TYPES, STYLES  # noqa: E402
-from tests.number_gen import FRESH, HELD_BACK, TUNE, full_test_set, make_number, mnist_sample, sample_set  # noqa: E402
+from tests.number_gen import (  # noqa: E402
+    FRESH,
+    HELD_BACK,
+    TUNE,
+    full_test_set,
+    full_train_set,
+    make_number,
+    mnist_sample,
+    sample_set,
+    unseen_digits,
+)
 
 TARGETS = {"separated": 0.97, "touching": 0.85, "overlapping": 0.85}
 
@@ -74,7 +87,7 @@ class Cell:
         return Cell(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cell)))
 
 
-def misread_alone(pool: tuple[np.ndarray, np.ndarray], indices: range) -> set[int]:
+def misread_alone(pool: tuple[np.ndarray, np.ndarray], indices: Sequence[int]) -> set[int]:
     """Digits of the pool the classifier misreads even as MNIST gave them (28x28, no rendering): ambiguous
     writing that the reading seldom gets right once rendered either (3 of 10 held-back separated numbers
     holding one were), so the benchmark counts the numbers holding one apart."""
@@ -84,16 +97,21 @@ def misread_alone(pool: tuple[np.ndarray, np.ndarray], indices: range) -> set[in
     return {int(i) for i in chosen[read != labels[chosen]]}
 
 
-# Each split: which digits, and where they come from (FRESH needs the full test files).
-POOLS = {"HELD_BACK": (HELD_BACK, mnist_sample), "FRESH": (FRESH, full_test_set), "TUNE": (TUNE, mnist_sample)}
+# Each split: which digits, and where they come from (FRESH and UNSEEN need the full MNIST files).
+POOLS = {
+    "HELD_BACK": (lambda: HELD_BACK, mnist_sample),
+    "FRESH": (lambda: FRESH, full_test_set),
+    "TUNE": (lambda: TUNE, mnist_sample),
+    "UNSEEN": (unseen_digits, full_train_set),
+}
 
 
 def accuracy(count: int, seed: int, pool_name: str, reader: LineReader) -> dict[tuple[str, str], Cell]:
     """(gap, style) -> its tallies. Each style gets its own digits."""
-    indices, load = POOLS[pool_name]
-    pool = load()
+    which, load = POOLS[pool_name]
+    indices, pool = which(), load()
     if pool is None:
-        raise SystemExit("--fresh needs the full MNIST files: set MNIST_DATA_DIR")
+        raise SystemExit(f"--{pool_name.lower()} needs the full MNIST files: set MNIST_DATA_DIR")
     ambiguous = misread_alone(pool, indices)
     results = {}
     for gap in GAP_TYPES:
@@ -136,6 +154,7 @@ def main() -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--fresh", action="store_true", help="draw from MNIST test digits 1,000-9,999 instead")
     which.add_argument("--tune", action="store_true", help="draw from the TUNE digits 0-499 instead")
+    which.add_argument("--unseen", action="store_true", help="draw from training digits neither model learnt from")
     parser.add_argument("--reader", type=Path, default=None, help="line reader weights (default: the shipped ones)")
     args = parser.parse_args()
     if args.threads:
@@ -143,7 +162,7 @@ def main() -> None:
 
     get_predictor()
     reader = LineReader(args.reader) if args.reader else get_reader()
-    pool_name = "FRESH" if args.fresh else "TUNE" if args.tune else "HELD_BACK"
+    pool_name = "FRESH" if args.fresh else "TUNE" if args.tune else "UNSEEN" if args.unseen else "HELD_BACK"
     results = accuracy(args.count, args.seed, pool_name, reader)
     print(
         f"torch {torch.get_num_threads()} CPU threads, classifier {get_predictor().model_version}, "

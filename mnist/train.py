@@ -64,6 +64,15 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x.squeeze(1) * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def validation_split(count: int, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation indices, training indices) of `count` training images: a seeded shuffle, validation first.
+
+    A function of its own because tests/number_gen.py needs the shipped classifier's validation images too.
+    """
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[:validation], order[validation:]
+
+
 def train_epoch(net, images, labels, optimizer, scheduler, generator, batch_size, epoch, epochs) -> tuple[float, float]:
     """One pass over the training images in a seeded random order; prints a progress bar."""
     net.train()
@@ -124,8 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     test_images, test_labels = load_split("test", data_dir)
 
     # Validation is carved out of the training set; the test set is only reported, never used to choose.
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))
-    val_index, train_index = order[: args.validation], order[args.validation :]
+    val_index, train_index = validation_split(len(images), args.validation, args.seed)
     if args.limit:
         train_index = train_index[: args.limit]
     train_x, train_y = images[train_index], labels[train_index]

@@ -4,11 +4,15 @@ Every number is built from the committed 1,000-digit sample (tests/data/t10k-100
 is needed. The sample is split in two: TUNE (indices 0-499) is what the segmentation was tuned on,
 HELD_BACK (500-999) is what tests and the benchmark score, so a figure never comes from digits the
 thresholds were fitted to. The number reader's network is trained on MNIST *training* digits only.
+With the full MNIST files, two more pools: FRESH (test digits 1,000-9,999, scored only) and UNSEEN
+(the ~420 training digits neither model learnt from, a second pool to make choices on beside TUNE).
 How a number is composed and rendered is mnist/synth.py. Everything is deterministic given a seed.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -16,9 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist.config import get_settings
+from mnist.config import MODEL_CARD_PATH, get_settings
 from mnist.data import load_split, read_idx
 from mnist.synth import GAP_TYPES, STYLES, compose, render
+from mnist.train import validation_split
+from mnist.train_reader import VALIDATION_DIGITS as READER_VALIDATION_DIGITS
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,18 +62,43 @@ def full_data_dir() -> Path | None:
     return None
 
 
+def full_set(split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """All MNIST 'train' or 'test' digits from MNIST_DATA_DIR (or ../shared/data/mnist), or None when absent."""
+    data_dir = full_data_dir()
+    if data_dir is None:
+        return None
+    images, labels = load_split(split, data_dir)
+    return images.numpy(), labels.numpy()
+
+
 def full_test_set() -> tuple[np.ndarray, np.ndarray] | None:
-    """All 10,000 MNIST test digits from MNIST_DATA_DIR (or ../shared/data/mnist), or None when absent.
+    """All 10,000 MNIST test digits, or None when the files are absent.
 
     Digits 1,000-9,999 (FRESH) were never used to tune or train anything: numbers drawn from those
     9,000 measure the reader on a broad pool, where the committed sample's 500 held-back digits
     (a handful of them ambiguous, e.g. an 8 written as a 9, drawn again and again) measure a small one.
     """
-    data_dir = full_data_dir()
-    if data_dir is None:
-        return None
-    images, labels = load_split("test", data_dir)
-    return images.numpy(), labels.numpy()
+    return full_set("test")
+
+
+def full_train_set() -> tuple[np.ndarray, np.ndarray] | None:
+    """All 60,000 MNIST training digits (UNSEEN numbers draw on them), or None when the files are absent."""
+    return full_set("train")
+
+
+def unseen_digits() -> np.ndarray:
+    """Indices of the MNIST *training* digits neither shipped model learnt from (about 420), sorted.
+
+    They are the classifier's validation images (the split its model card names) that are also the
+    line reader's validation digits 55,000-59,999. Numbers drawn from them are a second pool to make
+    choices on beside TUNE: TUNE's 500 digits hold only a handful the models find hard, so one of
+    them (a 9 written like a 4) can decide a comparison alone.
+    """
+    card = json.loads(MODEL_CARD_PATH.read_text())["training"]
+    held_out, _ = validation_split(60_000, card["validation_images"], card["seed"])
+    held_out = held_out.numpy()
+    inside = (held_out >= READER_VALIDATION_DIGITS.start) & (held_out < READER_VALIDATION_DIGITS.stop)
+    return np.sort(held_out[inside])
 
 
 def make_number(
@@ -75,7 +106,7 @@ def make_number(
     n_digits: int,
     gap: str,
     style: str,
-    indices: range = HELD_BACK,
+    indices: Sequence[int] = HELD_BACK,
     pool: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> NumberSample:
     """`n_digits` digits drawn (with replacement) from `indices` of `pool` (default: the committed sample)."""
@@ -91,7 +122,7 @@ def sample_set(
     count: int,
     gap: str,
     styles: tuple[str, ...] = STYLES,
-    indices: range = HELD_BACK,
+    indices: Sequence[int] = HELD_BACK,
     digits: tuple[int, int] = (2, 8),
     pool: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[NumberSample]:
