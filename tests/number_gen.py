@@ -86,17 +86,25 @@ def full_train_set() -> tuple[np.ndarray, np.ndarray] | None:
     return full_set("train")
 
 
+def classifier_split() -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) indices of the MNIST training images, as the shipped classifier split them.
+
+    The seed and the validation count come from its model card (mnist.train.validation_split draws the split).
+    """
+    card = json.loads(MODEL_CARD_PATH.read_text())["training"]
+    held_out, trained_on = validation_split(60_000, card["validation_images"], card["seed"])
+    return held_out.numpy(), trained_on.numpy()
+
+
 def unseen_digits() -> np.ndarray:
     """Indices of the MNIST *training* digits neither shipped model learnt from (about 420), sorted.
 
-    They are the classifier's validation images (the split its model card names) that are also the
-    line reader's validation digits 55,000-59,999. Numbers drawn from them are a second pool to make
-    choices on beside TUNE: TUNE's 500 digits hold only a handful the models find hard, so one of
-    them (a 9 written like a 4) can decide a comparison alone.
+    They are the classifier's validation images that are also the line reader's validation digits
+    55,000-59,999. Numbers drawn from them are a second pool to make choices on beside TUNE: TUNE's
+    500 digits hold only a handful the models find hard, so one of them (a 9 written like a 4) can
+    decide a comparison alone.
     """
-    card = json.loads(MODEL_CARD_PATH.read_text())["training"]
-    held_out, _ = validation_split(60_000, card["validation_images"], card["seed"])
-    held_out = held_out.numpy()
+    held_out, _ = classifier_split()
     inside = (held_out >= READER_VALIDATION_DIGITS.start) & (held_out < READER_VALIDATION_DIGITS.stop)
     return np.sort(held_out[inside])
 

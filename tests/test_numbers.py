@@ -22,12 +22,12 @@ from mnist.predict import Prediction, Predictor, get_predictor
 from mnist.preprocess import ink_map, load_image
 from mnist.reader import LineReader, get_reader, to_strip
 from mnist.synth import GAP_TYPES, compose, render
-from mnist.train import validation_split
 from mnist.train_reader import TRAIN_DIGITS as READER_TRAIN_DIGITS
 from tests.number_gen import (
     FRESH,
     HELD_BACK,
     TUNE,
+    classifier_split,
     full_test_set,
     make_number,
     mnist_sample,
@@ -95,10 +95,10 @@ def test_sequence_accuracy_on_fresh_numbers(gap: str) -> None:
 
 
 def test_unseen_digits_are_in_neither_models_training_set() -> None:
-    card = json.loads(MODEL_CARD_PATH.read_text())["training"]
-    _, classifier_trained_on = validation_split(60_000, card["validation_images"], card["seed"])
+    _, classifier_trained_on = classifier_split()
     unseen = unseen_digits()
-    assert card["train_images"] == len(classifier_trained_on)  # the split the shipped classifier was trained with
+    trained_count = json.loads(MODEL_CARD_PATH.read_text())["training"]["train_images"]
+    assert trained_count == len(classifier_trained_on)  # the split the shipped classifier was trained with
     assert 300 <= len(unseen) <= 550  # about 5,000 / 60,000 of the reader's 5,000 validation digits
     assert np.all(np.diff(unseen) > 0)
     assert not set(unseen.tolist()) & set(classifier_trained_on.tolist())
