@@ -1,13 +1,16 @@
 """python -m mnist.train: train the CNN on the original MNIST files and write weights + model card.
 
-Read top to bottom: augment(), train_epoch(), main(). Augmentation mirrors what
+Read top to bottom: augment(), render_back(), train_epoch(), main(). Augmentation mirrors what
 preprocessing hands the model from real drawings: digits a little rotated,
 sheared, off-scale and off-centre, with thicker or thinner strokes than MNIST's.
+render_back() adds a second copy of every training digit as the app really sees it: drawn
+by mnist.synth on a canvas, transparent layer or photographed paper, then preprocessed back.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -16,6 +19,7 @@ import random
 import sys
 import time
 from datetime import UTC, datetime
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +28,11 @@ from torch.nn import functional as F
 
 from mnist.config import MODEL_CARD_PATH, WEIGHTS_PATH
 from mnist.data import load_split, resolve_data_dir, verify
+from mnist.errors import NoDigitFound
 from mnist.evaluate import predict_labels, scores
 from mnist.model import Net, normalise
+from mnist.preprocess import preprocess
+from mnist.synth import STYLES, compose, render
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -62,6 +69,42 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     x = torch.where((choice < 0.15).view(n, 1, 1, 1), thick, x)
     x = torch.where((choice > 0.85).view(n, 1, 1, 1), thin, x)
     return (x.squeeze(1) * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _render_back_chunk(job: tuple[int, np.ndarray]) -> np.ndarray:
+    """(seed, uint8 digits) -> the same digits rendered and preprocessed back (runs in a worker)."""
+    seed, digits = job
+    rng = np.random.default_rng(seed)
+    out = digits.copy()
+    for i, digit in enumerate(digits):
+        ink, _, _ = compose(rng, [digit], "separated")  # one digit at a random size and slant
+        image = render(rng, ink, STYLES[int(rng.integers(len(STYLES)))])
+        with contextlib.suppress(NoDigitFound):  # a render that lost the digit keeps MNIST's own
+            out[i] = preprocess(image).model_input
+    return out
+
+
+def render_back(images: torch.Tensor, seed: int, workers: int = 2) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> each digit drawn in a random user style and preprocessed back, as the app sees it.
+
+    Training on these as well as on MNIST teaches the classifier the front end's own habits (its crop,
+    stroke-width normalisation and JPEG leftovers); ~6 ms a digit, so it runs in worker processes.
+    """
+    shard = 1000
+    jobs = [(seed * 100_003 + k, images[i : i + shard].numpy()) for k, i in enumerate(range(0, len(images), shard))]
+    done, started, out = 0, time.time(), []
+    with Pool(workers) as pool:
+        for chunk in pool.imap(_render_back_chunk, jobs):
+            out.append(chunk)
+            done += len(chunk)
+            print(
+                f"\rrendered back {done:,}/{len(images):,} {time.time() - started:.0f}s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(file=sys.stderr)
+    return torch.from_numpy(np.concatenate(out)) if out else images.clone()
 
 
 def validation_split(count: int, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,12 +155,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--data-dir", default=None, help="directory with the four MNIST .gz files (default: MNIST_DATA_DIR)"
     )
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20, help="passes over MNIST and its rendered copies")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke tests)")
+    parser.add_argument(
+        "--render-back",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train on each digit rendered in a user style and preprocessed back (default: on)",
+    )
     parser.add_argument("--out", default=str(WEIGHTS_PATH))
     parser.add_argument("--card", default=str(MODEL_CARD_PATH))
     args = parser.parse_args(argv)
@@ -138,6 +187,9 @@ def main(argv: list[str] | None = None) -> dict:
         train_index = train_index[: args.limit]
     train_x, train_y = images[train_index], labels[train_index]
     val_x, val_y = images[val_index], labels[val_index]
+    mnist_images = len(train_x)
+    if args.render_back:
+        train_x, train_y = torch.cat([train_x, render_back(train_x, args.seed)]), torch.cat([train_y, train_y])
 
     net = Net().to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
@@ -173,13 +225,20 @@ def main(argv: list[str] | None = None) -> dict:
         "training": {
             "data": "MNIST training set (LeCun, Cortes, Burges; CC BY-SA 3.0)",
             "data_md5": md5s,
-            "train_images": len(train_x),
+            "train_images": mnist_images,
+            "rendered_copies": len(train_x) - mnist_images,
             "validation_images": len(val_x),
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "optimizer": f"AdamW (weight decay 5e-4), one-cycle LR peak {args.lr}",
             "augmentation": "rotation +-15 deg, scale 0.85-1.15, aspect +-10%, shear +-0.2, shift +-2.5 px; "
-            "15% dilated (thicker strokes), 15% eroded (thinner)",
+            "15% dilated (thicker strokes), 15% eroded (thinner)"
+            + (
+                "; plus one copy of each image drawn by mnist.synth (canvas, transparent, paper or JPEG photo, "
+                "random size and slant) and preprocessed back"
+                if args.render_back
+                else ""
+            ),
             "seed": args.seed,
             "seconds": round(training_seconds, 1),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",

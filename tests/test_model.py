@@ -112,6 +112,20 @@ def test_weights_load_as_a_plain_state_dict():
     assert Predictor(WEIGHTS_PATH).model_version == get_predictor().model_version
 
 
+def test_render_back_redraws_each_digit_as_the_app_would_see_it():
+    from mnist.train import render_back
+
+    images, labels = torch.from_numpy(IMAGES[:200].copy()), torch.from_numpy(LABELS[:200])
+    rendered = render_back(images, seed=3, workers=1)
+    assert rendered.shape == images.shape and rendered.dtype == torch.uint8
+    changed = (rendered.int() - images.int()).abs().amax(dim=(1, 2)) > 0
+    assert changed.float().mean() > 0.95  # redrawn and preprocessed, not copied
+    assert torch.equal(rendered, render_back(images, seed=3, workers=1))  # seeded: training is repeatable
+    assert not torch.equal(rendered, render_back(images, seed=4, workers=1))
+    # Still the same digits: the shipped classifier reads the redrawn copies as well as real drawings.
+    assert scores(predict_labels(get_predictor().net, rendered), labels)["accuracy"] >= 0.97
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_training_smoke_run_beats_chance(tmp_path: Path):
@@ -126,4 +140,4 @@ def test_training_smoke_run_beats_chance(tmp_path: Path):
     card = train.main([*args, "--data-dir", str(data_dir), "--out", str(out), "--card", str(card_path)])
     assert out.exists() and json.loads(card_path.read_text())["test"]["accuracy"] == card["test"]["accuracy"]
     assert card["test"]["accuracy"] > 0.5  # chance is 0.1
-    assert card["training"]["train_images"] == 2000
+    assert card["training"]["train_images"] == card["training"]["rendered_copies"] == 2000
