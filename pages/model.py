@@ -56,7 +56,8 @@ def card_section(card: dict) -> None:
                 f"- **Version** {views.plain(card.get('model_version', '?'))}",
                 f"- **Trained on** {views.plain(training.get('data', '?'))}: "
                 f"{training.get('train_images', 0):,} training and {training.get('validation_images', 0):,} "
-                "validation images",
+                "validation images"
+                + (f", plus {training['rendered_copies']:,} redrawn copies" if training.get("rendered_copies") else ""),
                 f"- **Schedule** {training.get('epochs', '?')} epochs, batch {training.get('batch_size', '?')}, "
                 f"{views.plain(training.get('optimizer', '?'))}",
                 f"- **Augmentation** {views.plain(training.get('augmentation', '?'))}",

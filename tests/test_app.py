@@ -17,7 +17,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 from test_api import number_png
 
-from mnist.config import READER_CARD_PATH
+from mnist.config import MODEL_CARD_PATH, READER_CARD_PATH
 from mnist.data import read_idx
 from mnist.predict import predict
 from mnist.service import read_number_and_save
@@ -513,6 +513,8 @@ def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
     assert metrics["Accuracy on labelled rows"] == "100.0%"
     assert re.search(r"\d+ of 1,000 test images are misread", texts(at.caption))
     assert any("class Net" in c.value or "Net(" in c.value for c in at.code)
+    copies = json.loads(MODEL_CARD_PATH.read_text())["training"]["rendered_copies"]
+    assert f"plus {copies:,} redrawn copies" in texts(at.markdown)
     # The number reader's card: whole-number accuracy by how the digits sit.
     reader = json.loads(READER_CARD_PATH.read_text())["validation"]
     assert metrics["Touching"] == f"{reader['touching']:.1%}"
