@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,19 +52,21 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--data-dir", default=None, help="directory with the four MNIST .gz files (default: MNIST_DATA_DIR)"
     )
-    parser.add_argument("--weights", default=str(WEIGHTS_PATH))
-    args = parser.parse_args()
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_PATH)
+    args = parser.parse_args(argv)
 
     from mnist.predict import Predictor
 
     net = Predictor(args.weights).net
     images, labels = load_split("test", args.data_dir)
-    print(format_report(scores(predict_labels(net, images), labels)))
+    result = scores(predict_labels(net, images), labels)
+    print(format_report(result))
+    return result
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from mnist.data import load_split
 from mnist.evaluate import predict_labels, scores
 from mnist.predict import Predictor, get_predictor
 from tests.number_gen import full_data_dir
+from tests.redraw import DATA as SAMPLE_DIR
 from tests.redraw import load_sample, place, strokes
 
 IMAGES, LABELS = load_sample()
@@ -110,6 +111,19 @@ def test_weights_load_as_a_plain_state_dict():
     state = torch.load(WEIGHTS_PATH, map_location="cpu", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     assert Predictor(WEIGHTS_PATH).model_version == get_predictor().model_version
+
+
+def test_make_evaluate_reports_the_weights_it_is_given(tmp_path: Path, capsys):
+    from mnist import evaluate
+
+    data = tmp_path / "mnist"  # load_split wants the original names: the committed 1,000-image sample
+    data.mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        (data / f"t10k-{kind}-ubyte.gz").symlink_to(SAMPLE_DIR / f"t10k-1000-{kind}-ubyte.gz")
+    result = evaluate.main(["--data-dir", str(data), "--weights", str(WEIGHTS_PATH)])
+    expected = scores(predict_labels(get_predictor().net, torch.from_numpy(IMAGES.copy())), torch.from_numpy(LABELS))
+    assert result == expected and result["count"] == 1000
+    assert f"({result['errors']} errors in 1000)" in capsys.readouterr().out
 
 
 def test_render_back_redraws_each_digit_as_the_app_would_see_it():
