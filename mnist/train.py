@@ -187,13 +187,12 @@ def main(argv: list[str] | None = None) -> dict:
         train_index = train_index[: args.limit]
     train_x, train_y = images[train_index], labels[train_index]
     val_x, val_y = images[val_index], labels[val_index]
-    mnist_images = len(train_x)
-    if args.render_back:
-        train_x, train_y = torch.cat([train_x, render_back(train_x, args.seed)]), torch.cat([train_y, train_y])
+    rendered = render_back(train_x, args.seed) if args.render_back else train_x[:0]
+    fit_x, fit_y = torch.cat([train_x, rendered]), torch.cat([train_y, train_y[: len(rendered)]])
 
     net = Net().to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
-    steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
+    steps_per_epoch = math.ceil(len(fit_x) / args.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2
     )
@@ -202,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     history = []
     for epoch in range(1, args.epochs + 1):
         loss, train_acc = train_epoch(
-            net, train_x, train_y, optimizer, scheduler, generator, args.batch_size, epoch, args.epochs
+            net, fit_x, fit_y, optimizer, scheduler, generator, args.batch_size, epoch, args.epochs
         )
         val_acc = scores(predict_labels(net, val_x), val_y)["accuracy"] if len(val_x) else float("nan")
         history.append(
@@ -225,8 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
         "training": {
             "data": "MNIST training set (LeCun, Cortes, Burges; CC BY-SA 3.0)",
             "data_md5": md5s,
-            "train_images": mnist_images,
-            "rendered_copies": len(train_x) - mnist_images,
+            "train_images": len(train_x),
+            "rendered_copies": len(rendered),
             "validation_images": len(val_x),
             "epochs": args.epochs,
             "batch_size": args.batch_size,
@@ -236,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
             + (
                 "; plus one copy of each image drawn by mnist.synth (canvas, transparent, paper or JPEG photo, "
                 "random size and slant) and preprocessed back"
-                if args.render_back
+                if len(rendered)
                 else ""
             ),
             "seed": args.seed,
