@@ -242,17 +242,16 @@ def restore_missed_digits(found: list[Found], segments: list[Segment], opinions:
     if len(found) >= len(segments) or any(s.cut for s in segments):
         return found  # where digits touch, a clean segment may be a digit's loose part: the reader knows better
     tall = float(np.median([s.box[3] - s.box[1] for s in segments]))
+    # Only segments as tall as a digit can hold one: a 5's loose top bar is a segment of its own, and
+    # centred nearer to where the reader read the 5, it would leave the 5's body looking skipped.
+    digit_sized = [i for i, s in enumerate(segments) if s.box[3] - s.box[1] >= WHOLE_HEIGHT * tall]
     # Each digit read belongs to the segment centred nearest to where it was read (leaning digits' boxes overlap).
     centres = [(s.box[0] + s.box[2]) / 2 for s in segments]
-    read_in = {min(range(len(segments)), key=lambda i: abs(centres[i] - f.x)) for f in found}
+    read_in = {min(digit_sized, key=lambda i: abs(centres[i] - f.x)) for f in found}
     out = list(found)
-    for index, (segment, opinion) in enumerate(zip(segments, opinions, strict=True)):
-        if (
-            index not in read_in
-            and reads_as_whole(opinion, segment.aspect)
-            and segment.box[3] - segment.box[1] >= WHOLE_HEIGHT * tall
-        ):
-            out.append(Found(np.asarray(opinion.probabilities), centres[index], index))
+    for index in digit_sized:
+        if index not in read_in and reads_as_whole(opinions[index], segments[index].aspect):
+            out.append(Found(np.asarray(opinions[index].probabilities), centres[index], index))
     return sorted(out, key=lambda f: f.x)
 
 

@@ -311,6 +311,21 @@ def test_a_digit_the_line_reader_skips_is_restored_from_its_clean_segment() -> N
     assert len(_segments_read([70.0, 130.0], confidence=0.9)) == 2
 
 
+def test_a_fives_loose_bar_does_not_make_its_body_look_skipped() -> None:
+    # UNSEEN 715972 on a canvas was read 7155972: the 5's top bar floats free (a segment of its own, centred
+    # right of the body), the reader read the 5 nearer the bar's centre, and the body came back as a digit.
+    boxes_read = [((0, 20, 50, 80), 5, 0.75), ((40, 20, 90, 28), 2, 4.0), ((120, 20, 160, 80), 7, 0.7)]
+    segments, opinions = [], []
+    for k, (box, digit, aspect) in enumerate(boxes_read):
+        segments.append(Segment(k, k + 1, box, 0, aspect, [box[3] - box[1]], np.zeros((28, 28), np.uint8)))
+        probabilities = [0.999 if d == digit else 0.001 / 9 for d in range(10)]
+        opinions.append(Prediction(digit, 0.999, probabilities, segments[-1].model_input, "v"))
+    five, seven = np.full(10, 0.001 / 9), np.full(10, 0.001 / 9)
+    five[5], seven[7] = 0.999, 0.999
+    found = [Found(five, 55.0), Found(seven, 140.0)]
+    assert restore_missed_digits(found, segments, opinions) == found
+
+
 def test_generator_is_deterministic_and_splits_digits() -> None:
     a, b = sample_set(9, 3, "touching"), sample_set(9, 3, "touching")
     assert [s.text for s in a] == [s.text for s in b]
