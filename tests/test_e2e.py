@@ -2,7 +2,7 @@
 
 Also measures what a person feels (printed, not asserted): the time from `make run` to a usable
 Draw page, a warm first paint, and the time from releasing the mouse to the prediction on screen.
-Saves a screenshot of each page to docs/screenshots/.
+Saves a screenshot of each page (and of the Draw page reading a number) to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -311,6 +311,7 @@ def test_number_mode_reads_a_number_written_stroke_by_stroke(page, app_url):
     wait_for_number(page, "17")
     page.get_by_role("button", name="Save to history").click()
     page.get_by_text("Saved to the history as #").wait_for()
+    screenshot(page, "number.png")
 
 
 def test_oversized_and_non_image_uploads_say_why(page, app_url, tmp_path):
