@@ -288,6 +288,7 @@ def test_many_uploads_go_through_together_and_a_bad_file_fails_alone(monkeypatch
     assert "Could not read this file" in table["status"][1]
     assert all(table["status"][i].startswith("Saved as #") for i in (0, 2, 3))
     assert table["input"][0].startswith("data:image/png;base64,")
+    assert at.dataframe[0].proto.placeholder == "—"  # the unread file's empty cells, not "None"
     assert "**1 could not be read**" in texts(at.markdown)
 
     rows = saved(current_url())
@@ -343,6 +344,7 @@ def test_uploads_read_as_numbers_are_saved_as_number_rows(monkeypatch):
     table = at.dataframe[0].value
     assert list(table["number"].fillna("")) == ["305", "", "98"]
     assert "No digit found" in table["status"][1]
+    assert at.dataframe[0].proto.placeholder == "—"
     assert "**1 could not be read**" in texts(at.markdown)
     assert sorted(r.predicted_text for r in saved(current_url())) == ["2024", "305", "98"]
 
@@ -361,6 +363,7 @@ def test_history_lists_newest_first_with_escaped_filenames(monkeypatch):
     table = history_table(at).value
     assert list(table["prediction"]) == ["4", "7", "1"]
     assert list(table["filename"]) == [XSS_NAME, "", "first.png"]  # the grid shows text, never HTML
+    assert history_table(at).proto.placeholder == "—"  # no label yet reads as a dash, not "None"
     assert table["original"][0].startswith("data:image/png;base64,")
     assert "**3** matching row(s)" in texts(at.markdown)
     assert not any(XSS_NAME in m.value for m in at.markdown)  # never in Markdown/HTML unescaped

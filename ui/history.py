@@ -113,6 +113,7 @@ def table(records: list[Record], key: str) -> Record | None:
         frame(records),
         hide_index=True,
         row_height=64,
+        placeholder=views.MISSING,
         column_config=COLUMNS,
         on_select="rerun",
         selection_mode="single-row",

@@ -183,6 +183,7 @@ def table(rows: list[Row]) -> None:
         frame,
         hide_index=True,
         row_height=64,
+        placeholder=views.MISSING,
         column_config={
             "preview": st.column_config.ImageColumn("Image", width="small"),
             "input": st.column_config.ImageColumn("Model input", width="small"),
@@ -225,6 +226,7 @@ def number_table(rows: list[NumberRow]) -> None:
         frame,
         hide_index=True,
         row_height=64,
+        placeholder=views.MISSING,
         column_config={
             "image": st.column_config.ImageColumn("Image", width="medium"),
             "file": st.column_config.TextColumn("File"),

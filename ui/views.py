@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 LOW_CONFIDENCE = 0.6  # below this the page says the model is unsure instead of just showing a number
 GRID_COLOUR = (72, 72, 96)  # between the black background and white ink, visible on both
+MISSING = "—"  # what a table shows in an empty cell (a file that could not be read, no label yet), not "None"
 
 # Every character Streamlit's Markdown gives a meaning to: CommonMark syntax, HTML tags,
 # :emoji:/:color[...]: directives and $LaTeX$.
