@@ -22,6 +22,8 @@ from browser import CHROMIUM, CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, requi
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from ui.views import TABLE
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +121,7 @@ def history_row_click(page, row: int) -> None:
     grid.wait_for()
     page.wait_for_timeout(300)
     box = grid.bounding_box()
-    header, row_height = 36, 64  # ui.history.table uses row_height=64
+    header, row_height = 36, TABLE["row_height"]
     page.mouse.click(box["x"] + 17, box["y"] + header + row_height * row + row_height / 2)
 
 

@@ -267,13 +267,33 @@ def test_a_wide_open_four_the_line_reader_splits_is_one_digit() -> None:
     assert read_number(image).text == f"{labels[33]}{labels[1]}" == "42"
 
 
+def _sure(digit: int, confidence: float = 0.999) -> np.ndarray:
+    """Probabilities of a reading this sure of `digit`, the rest spread evenly."""
+    probabilities = np.full(10, (1 - confidence) / 9)
+    probabilities[digit] = confidence
+    return probabilities
+
+
+def _clean_segments(
+    read: list[tuple[tuple[int, int, int, int], int, float]], confidence: float = 0.999, cut_at: int | None = None
+) -> tuple[list[Segment], list[Prediction]]:
+    """Segments (box, digit the classifier reads there, upright aspect) between clear gaps, except the one at
+    `cut_at`, which was cut out of the ink; and the classifier's reading of each, this sure."""
+    segments = [
+        Segment(k, k + 1, box, 0, aspect, [box[3] - box[1]], np.zeros((28, 28), np.uint8), k == cut_at)
+        for k, (box, _, aspect) in enumerate(read)
+    ]
+    opinions = [
+        Prediction(digit, confidence, [float(p) for p in _sure(digit, confidence)], segment.model_input, "v")
+        for segment, (_, digit, _) in zip(segments, read, strict=True)
+    ]
+    return segments, opinions
+
+
 def _found_in_one_clean_segment(weakest: float, cut: bool = False) -> list[Found]:
     """Two digits the line reader found inside one segment read as a sure 4, the weaker this sure."""
-    sure, unsure = np.full(10, 0.001 / 9), np.full(10, (1 - weakest) / 9)
-    sure[2], unsure[1] = 0.999, weakest
-    segment = Segment(0, 1, (0, 0, 50, 60), 0, 0.74, [60], np.zeros((28, 28), np.uint8), cut)
-    opinion = Prediction(4, 0.999, [0.999 if d == 4 else 0.001 / 9 for d in range(10)], segment.model_input, "v")
-    return rejoin_doubtful_splits([Found(sure, 15.0), Found(unsure, 35.0)], [segment], [opinion])
+    segments, opinions = _clean_segments([((0, 0, 50, 60), 4, 0.74)], cut_at=0 if cut else None)
+    return rejoin_doubtful_splits([Found(_sure(2), 15.0), Found(_sure(1, weakest), 35.0)], segments, opinions)
 
 
 def test_the_line_readers_doubtful_split_of_a_clean_segment_gives_way() -> None:
@@ -287,15 +307,12 @@ def test_the_line_readers_doubtful_split_of_a_clean_segment_gives_way() -> None:
 
 def _segments_read(found_at: list[float], cut: bool = False, confidence: float = 0.999) -> list[Found]:
     """Three clean segments (a 6, a 1, a 1, 40 px apart) and the line reader's digits read at `found_at`."""
-    segments, opinions = [], []
-    for k, (digit, aspect) in enumerate([(6, 0.7), (1, 0.22), (1, 0.22)]):
-        box = (60 * k, 0, 60 * k + 20, 60)
-        segments.append(Segment(k, k + 1, box, 0, aspect, [60], np.zeros((28, 28), np.uint8), cut and k == 1))
-        probabilities = [confidence if d == digit else (1 - confidence) / 9 for d in range(10)]
-        opinions.append(Prediction(digit, confidence, probabilities, segments[-1].model_input, "v"))
-    one = np.full(10, 0.001 / 9)
-    one[1] = 0.999
-    return restore_missed_digits([Found(one, x) for x in found_at], segments, opinions)
+    read = [
+        ((60 * k, 0, 60 * k + 20, 60), digit, aspect)
+        for k, (digit, aspect) in enumerate([(6, 0.7), (1, 0.22), (1, 0.22)])
+    ]
+    segments, opinions = _clean_segments(read, confidence, cut_at=1 if cut else None)
+    return restore_missed_digits([Found(_sure(1), x) for x in found_at], segments, opinions)
 
 
 def test_a_digit_the_line_reader_skips_is_restored_from_its_clean_segment() -> None:
@@ -314,15 +331,10 @@ def test_a_digit_the_line_reader_skips_is_restored_from_its_clean_segment() -> N
 def test_a_fives_loose_bar_does_not_make_its_body_look_skipped() -> None:
     # UNSEEN 715972 on a canvas was read 7155972: the 5's top bar floats free (a segment of its own, centred
     # right of the body), the reader read the 5 nearer the bar's centre, and the body came back as a digit.
-    boxes_read = [((0, 20, 50, 80), 5, 0.75), ((40, 20, 90, 28), 2, 4.0), ((120, 20, 160, 80), 7, 0.7)]
-    segments, opinions = [], []
-    for k, (box, digit, aspect) in enumerate(boxes_read):
-        segments.append(Segment(k, k + 1, box, 0, aspect, [box[3] - box[1]], np.zeros((28, 28), np.uint8)))
-        probabilities = [0.999 if d == digit else 0.001 / 9 for d in range(10)]
-        opinions.append(Prediction(digit, 0.999, probabilities, segments[-1].model_input, "v"))
-    five, seven = np.full(10, 0.001 / 9), np.full(10, 0.001 / 9)
-    five[5], seven[7] = 0.999, 0.999
-    found = [Found(five, 55.0), Found(seven, 140.0)]
+    segments, opinions = _clean_segments(
+        [((0, 20, 50, 80), 5, 0.75), ((40, 20, 90, 28), 2, 4.0), ((120, 20, 160, 80), 7, 0.7)]
+    )
+    found = [Found(_sure(5), 55.0), Found(_sure(7), 140.0)]
     assert restore_missed_digits(found, segments, opinions) == found
 
 

@@ -111,9 +111,7 @@ def table(records: list[Record], key: str) -> Record | None:
     """The page of records as a table; returns the row the person selected, if any."""
     event = st.dataframe(
         frame(records),
-        hide_index=True,
-        row_height=64,
-        placeholder=views.MISSING,
+        **views.TABLE,
         column_config=COLUMNS,
         on_select="rerun",
         selection_mode="single-row",

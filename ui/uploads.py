@@ -181,9 +181,7 @@ def table(rows: list[Row]) -> None:
     )
     st.dataframe(
         frame,
-        hide_index=True,
-        row_height=64,
-        placeholder=views.MISSING,
+        **views.TABLE,
         column_config={
             "preview": st.column_config.ImageColumn("Image", width="small"),
             "input": st.column_config.ImageColumn("Model input", width="small"),
@@ -224,9 +222,7 @@ def number_table(rows: list[NumberRow]) -> None:
     )
     st.dataframe(
         frame,
-        hide_index=True,
-        row_height=64,
-        placeholder=views.MISSING,
+        **views.TABLE,
         column_config={
             "image": st.column_config.ImageColumn("Image", width="medium"),
             "file": st.column_config.TextColumn("File"),

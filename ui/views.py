@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 LOW_CONFIDENCE = 0.6  # below this the page says the model is unsure instead of just showing a number
 GRID_COLOUR = (72, 72, 96)  # between the black background and white ink, visible on both
 MISSING = "—"  # what a table shows in an empty cell (a file that could not be read, no label yet), not "None"
+# How every table of rows looks: room for the thumbnails, no index column, a dash in empty cells.
+TABLE = {"hide_index": True, "row_height": 64, "placeholder": MISSING}
 
 # Every character Streamlit's Markdown gives a meaning to: CommonMark syntax, HTML tags,
 # :emoji:/:color[...]: directives and $LaTeX$.
