@@ -98,21 +98,27 @@ def feedback(saved: dict, predicted: int) -> None:
     )
 
 
+def canvas(key: str, size: tuple[int, int], stroke: int):
+    """A freehand canvas, white on black like MNIST, that sends its pixels back (return_image_data)."""
+    width, height = size
+    return st_canvas(
+        stroke_width=stroke,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        width=width,
+        height=height,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=key,
+    )
+
+
 @st.fragment
 def drawing() -> None:
     """Canvas and prediction rerun alone on each stroke, without the rest of the app."""
     left, right = st.columns([1, 1], gap="large")
     with left:
-        result = st_canvas(
-            stroke_width=st.session_state.get("stroke_width", DEFAULT_STROKE),
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            width=CANVAS_SIDE,
-            height=CANVAS_SIDE,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            key="canvas",
-        )
+        result = canvas("canvas", (CANVAS_SIDE, CANVAS_SIDE), st.session_state.get("stroke_width", DEFAULT_STROKE))
         st.caption("Point at the canvas for its toolbar: undo, redo, and the bin clears it.")
         st.slider("Stroke width", min_value=8, max_value=40, value=DEFAULT_STROKE, step=1, key="stroke_width")
 
@@ -185,17 +191,7 @@ def save_number(png: bytes, digest: str, reading: NumberReading, latency_ms: flo
 @st.fragment
 def number_drawing() -> None:
     """The wide canvas and its reading rerun alone on each stroke, like the digit canvas."""
-    width, height = NUMBER_CANVAS
-    result = st_canvas(
-        stroke_width=st.session_state.get("number_stroke_width", NUMBER_STROKE),
-        stroke_color="#FFFFFF",
-        background_color="#000000",
-        width=width,
-        height=height,
-        drawing_mode="freedraw",
-        return_image_data=True,
-        key="number_canvas",
-    )
+    result = canvas("number_canvas", NUMBER_CANVAS, st.session_state.get("number_stroke_width", NUMBER_STROKE))
     tools, pen = st.columns([2, 1])
     tools.caption("Point at the canvas for its toolbar: undo, redo, and the bin clears it. Leave a gap between digits.")
     pen.slider("Stroke width", min_value=8, max_value=40, value=NUMBER_STROKE, step=1, key="number_stroke_width")
