@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
+from streamlit_drawable_canvas import CanvasResult, st_canvas
 
 from ui import numbers, resources, views
 
@@ -98,7 +98,7 @@ def feedback(saved: dict, predicted: int) -> None:
     )
 
 
-def canvas(key: str, size: tuple[int, int], stroke: int):
+def canvas(key: str, size: tuple[int, int], stroke: int) -> CanvasResult:
     """A freehand canvas, white on black like MNIST, that sends its pixels back (return_image_data)."""
     width, height = size
     return st_canvas(
