@@ -155,7 +155,9 @@ def read_number(
     experts: where one is unsure, the other decides) on the segment's box and 28x28 input, the
     classifier's weighted up where its segment lies between clear gaps and down where it was cut
     out of the ink. When they don't line up (digits the segmentation could not part), the line
-    reader's reading stands, on boxes cut halfway between the places it read its digits.
+    reader's reading stands, on boxes cut halfway between the places it read its digits, except
+    for a digit it read alone in a segment between clear gaps: that one is still multiplied by
+    the classifier's reading there, as when the two line up.
     """
     img = load_image(image)
     ink = ink_map(img)
@@ -180,11 +182,18 @@ def read_number(
             for f, s, o in zip(found, segments, opinions, strict=True)
         ]
     else:
+        # Digits the line reader read alone in a clean segment still get the classifier's say there.
+        own = [f.segment if f.segment is not None else alone_in_clean(f, found, segments) for f in found]
         places = [
-            (segments[f.segment].box, segments[f.segment].model_input) if f.segment is not None else place
-            for f, place in zip(found, places_between(ink, [f.x for f in found]), strict=True)
+            (segments[k].box, segments[k].model_input) if k is not None else place
+            for k, place in zip(own, places_between(ink, [f.x for f in found]), strict=True)
         ]
-        probabilities = [f.probabilities for f in found]
+        probabilities = [
+            f.probabilities * np.asarray(opinions[k].probabilities) ** CLEAN_WEIGHT
+            if k is not None and f.segment is None
+            else f.probabilities
+            for f, k in zip(found, own, strict=True)
+        ]
     scale = ink_scale(img.size, ink.shape)
     version = f"{predictor.model_version}+{reader.version}"
     digits = []
@@ -253,6 +262,20 @@ def restore_missed_digits(found: list[Found], segments: list[Segment], opinions:
         if index not in read_in and reads_as_whole(opinions[index], segments[index].aspect):
             out.append(Found(np.asarray(opinions[index].probabilities), centres[index], index))
     return sorted(out, key=lambda f: f.x)
+
+
+def alone_in_clean(f: Found, found: list[Found], segments: list[Segment]) -> int | None:
+    """The clean segment (clear gaps either side) this digit was read in, when no other segment reaches
+    where it was read and no other digit was read in it; else None.
+
+    Where the segmentation and the line reader disagree elsewhere in the number (a digit cut in two, a
+    loose bar), a digit standing apart is still one the classifier sees exactly, as when they agree.
+    """
+    holding = [i for i, s in enumerate(segments) if s.box[0] <= f.x < s.box[2]]
+    if len(holding) != 1 or segments[holding[0]].cut:
+        return None
+    x0, _, x1, _ = segments[holding[0]].box
+    return holding[0] if sum(x0 <= g.x < x1 for g in found) == 1 else None
 
 
 def places_between(ink: np.ndarray, centres: list[float]) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:

@@ -17,7 +17,14 @@ from PIL import Image, ImageDraw
 
 from mnist import NoDigitFound, NumberReading, TooManyDigits, read_number
 from mnist.config import MODEL_CARD_PATH
-from mnist.numbers import Found, Segment, places_between, rejoin_doubtful_splits, restore_missed_digits
+from mnist.numbers import (
+    Found,
+    Segment,
+    alone_in_clean,
+    places_between,
+    rejoin_doubtful_splits,
+    restore_missed_digits,
+)
 from mnist.predict import Prediction, Predictor, get_predictor
 from mnist.preprocess import ink_map, load_image
 from mnist.reader import LineReader, get_reader, to_strip
@@ -336,6 +343,26 @@ def test_a_fives_loose_bar_does_not_make_its_body_look_skipped() -> None:
     )
     found = [Found(_sure(5), 55.0), Found(_sure(7), 140.0)]
     assert restore_missed_digits(found, segments, opinions) == found
+
+
+def test_a_digit_standing_apart_keeps_the_classifiers_say_where_the_models_disagree_elsewhere() -> None:
+    # TUNE 16581 on a canvas was read 10581: the segmentation cut the 5 in two, so the two models' digits
+    # no longer lined up and the line reader's reading stood alone, its 0 too, though the 6 stands between
+    # clear gaps and the classifier reads it a 6 (0.995).
+    sample = next(s for s in sample_set(30, 100, "separated", styles=("canvas",), indices=TUNE) if s.text == "16581")
+    assert read_number(sample.image).text == "16581"
+
+
+def test_only_a_digit_read_alone_in_a_clean_segment_takes_the_classifiers_say() -> None:
+    segments, _ = _clean_segments([((0, 0, 40, 60), 6, 0.7), ((60, 0, 100, 60), 0, 0.8), ((90, 0, 130, 60), 7, 0.6)])
+    found = [Found(_sure(0), 20.0), Found(_sure(1), 70.0), Found(_sure(4), 75.0), Found(_sure(7), 120.0)]
+    assert alone_in_clean(found[0], found, segments) == 0
+    assert alone_in_clean(found[1], found, segments) is None  # a second digit was read in that segment
+    assert alone_in_clean(found[3], found, segments) == 2
+    overlapped = Found(_sure(7), 95.0)  # two segments (leaning digits) reach where it was read
+    assert alone_in_clean(overlapped, [found[0], overlapped], segments) is None
+    segments, _ = _clean_segments([((0, 0, 40, 60), 6, 0.7)], cut_at=0)
+    assert alone_in_clean(found[0], found[:1], segments) is None  # a segment cut out of the ink
 
 
 def test_generator_is_deterministic_and_splits_digits() -> None:
