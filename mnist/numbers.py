@@ -175,29 +175,23 @@ def read_number(
     aligned = len(segments) == len(found) and all(
         s.box[0] <= f.x < s.box[2] for s, f in zip(segments, found, strict=True)
     )
-    if aligned:
-        places = [(s.box, s.model_input) for s in segments]
-        probabilities = [
-            f.probabilities * np.asarray(o.probabilities) ** (CUT_WEIGHT if s.cut else CLEAN_WEIGHT)
-            for f, s, o in zip(found, segments, opinions, strict=True)
-        ]
-    else:
-        # Digits the line reader read alone in a clean segment still get the classifier's say there.
-        own = [f.segment if f.segment is not None else alone_in_clean(f, found, segments) for f in found]
-        places = [
-            (segments[k].box, segments[k].model_input) if k is not None else place
-            for k, place in zip(own, places_between(ink, [f.x for f in found]), strict=True)
-        ]
-        probabilities = [
-            f.probabilities * np.asarray(opinions[k].probabilities) ** CLEAN_WEIGHT
-            if k is not None and f.segment is None
-            else f.probabilities
-            for f, k in zip(found, own, strict=True)
-        ]
+    # The segment each digit found was read in, where both models read it: every digit's when the two line
+    # up, else only a digit read alone in a clean segment (a digit the classifier read itself has its own).
+    paired = (
+        list(range(len(found)))
+        if aligned
+        else [alone_in_clean(f, found, segments) if f.segment is None else None for f in found]
+    )
+    between = places_between(ink, [f.x for f in found]) if None in paired else []
     scale = ink_scale(img.size, ink.shape)
     version = f"{predictor.model_version}+{reader.version}"
     digits = []
-    for p, (box, model_input) in zip(probabilities, places, strict=True):
+    for i, (f, k) in enumerate(zip(found, paired, strict=True)):
+        p = f.probabilities
+        if k is not None:
+            p = p * np.asarray(opinions[k].probabilities) ** (CUT_WEIGHT if segments[k].cut else CLEAN_WEIGHT)
+        own = k if k is not None else f.segment
+        box, model_input = (segments[own].box, segments[own].model_input) if own is not None else between[i]
         p = p / p.sum()
         box = to_input_box(box, scale, img.size)
         digits.append(Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], model_input, version, box))
