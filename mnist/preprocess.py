@@ -43,6 +43,8 @@ MNIST_CENTRE = 14.0
 # Intermediate size for stroke-width normalisation: 4x the 20 px box, so widths
 # can be adjusted in quarter-pixel steps before the final 4:1 anti-aliasing.
 STROKE_SIDE = 80
+# A ruled line is erased only if at most this fraction as thick as the other ink (a pen stroke is not).
+LINE_THINNER = 0.6
 
 
 class Preprocessed(NamedTuple):
@@ -594,13 +596,16 @@ def _remove_lines(ink: np.ndarray) -> None:
     """Erase ruled/squared-paper lines: thin structures running across most of the picture.
 
     A row (column) holds a line when its thin pixels cover >= 25% of it and stretch
-    over >= 80% of it or run off the picture's edge: under uneven light a line fades
-    and breaks, so neither full coverage nor one unbroken run is required. A digit's
-    bar is thicker, or shorter and inside the picture.
+    over >= 80% of it: under uneven light a line fades and breaks, so neither full
+    coverage nor one unbroken run is required. A digit's bar is thicker, or shorter.
+    Where the digits fill the picture (a tight crop, MNIST cells side by side) a 1's or
+    a 7's stem spans it too: lines are erased only when they are clearly thinner than
+    the rest of the ink (a printed line is, a pen stroke is not).
     """
     mask = ink > 0.1
     h, w = mask.shape
     d = max(2, round(0.01 * max(h, w))) + 1  # a printed line is ~1% of the page thick, a stroke far more
+    found = []
     for axis, length in ((1, w), (0, h)):
         # Thin across the line direction: no ink d pixels to either side (inside a stroke there is).
         pad = ((d, d), (0, 0)) if axis == 1 else ((0, 0), (d, d))
@@ -611,16 +616,27 @@ def _remove_lines(ink: np.ndarray) -> None:
         lines = _spanning(thin_px, axis, length)
         lines = lines | np.roll(lines, 1) | np.roll(lines, -1)
         if lines.any():
-            ink[(lines[:, None] if axis == 1 else lines[None, :]) & thin_px] = 0.0
+            line_px = (lines[:, None] if axis == 1 else lines[None, :]) & thin_px
+            across = _run_lengths(mask.T).T if axis == 1 else _run_lengths(mask)
+            found.append((line_px, float(np.median(across[line_px]))))
+    if not found:
+        return
+    rest = mask.copy()
+    for line_px, _ in found:
+        rest &= ~line_px
+    if rest.sum() >= 0.05 * mask.sum():
+        stroke = float(np.median(np.minimum(_run_lengths(rest), _run_lengths(rest.T).T)[rest]))
+        found = [(px, t) for px, t in found if t <= LINE_THINNER * stroke]
+    for line_px, _ in found:
+        ink[line_px] = 0.0
 
 
 def _spanning(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
-    """Per row (axis=1) or column (axis=0): covered >= 25% and either spanning >= 80% or reaching an edge."""
+    """Per row (axis=1) or column (axis=0): covered >= 25% and spanning >= 80%."""
     count = mask.sum(axis=axis)
     first = mask.argmax(axis=axis)
     last = length - 1 - np.flip(mask, axis=axis).argmax(axis=axis)
-    edge = 0.05 * length
-    return (count >= 0.25 * length) & ((last - first >= 0.8 * length) | (first <= edge) | (last >= length - 1 - edge))
+    return (count >= 0.25 * length) & (last - first >= 0.8 * length)
 
 
 def _run_lengths(mask: np.ndarray) -> np.ndarray:

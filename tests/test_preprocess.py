@@ -142,6 +142,35 @@ def test_label_components_8_connected():
     assert label_components(u)[1] == 1
 
 
+# --------------------------------------------------------------------------- ruled lines
+
+
+def test_ruled_lines_are_erased_and_the_digit_kept():
+    # Grey printed lines a pixel thick across a sheet, and a pen digit written over two of them.
+    paper = np.full((240, 320), 240, np.float32)
+    paper[12::24] = 150
+    paper[:, 40] = 150  # the margin
+    ink = np.zeros_like(paper)
+    place(ink, strokes(IMAGES[0], 110), 60, 140)
+    photo = (paper * (1 - ink) + 30 * ink).astype(np.uint8)
+    found = ink_map(photo)
+    assert found[12::24, :120].max() < 0.3 and found[:, 40].max() < 0.3  # the lines, away from the digit
+    assert (found > 0.3).sum() > 0.8 * (ink > 0.5).sum()  # the digit
+
+
+def test_a_stem_running_off_a_tight_crop_is_ink_not_a_ruled_line():
+    # MNIST cells side by side, cut down to the ink: the 1s' and 7s' stems span the picture's height and
+    # reach its edges, as thin as the digits' other strokes. They are the number, not lines to erase.
+    chosen = [int(np.flatnonzero(digit == LABELS)[k]) for digit, k in ((7, 0), (1, 0), (4, 0), (1, 1), (7, 1))]
+    cells = np.hstack([IMAGES[i] for i in chosen])
+    rows, cols = np.flatnonzero(cells.max(axis=1)), np.flatnonzero(cells.max(axis=0))
+    tight = cells[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    found = ink_map(tight)
+    f = found.shape[0] // tight.shape[0]  # small pictures are enlarged by a whole factor
+    strong = np.repeat(np.repeat(tight > 200, f, axis=0), f, axis=1)
+    assert found[strong].min() > 0.3
+
+
 # --------------------------------------------------------------------------- input types
 
 
