@@ -1,7 +1,7 @@
 """Whole-number reading: accuracy by gap type and style on held-back numbers, and latency.
 
     python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N]
-                                       [--fresh | --tune | --unseen] [--reader WEIGHTS]
+                                       [--fresh | --tune | --unseen] [--reader WEIGHTS] [--layout cells]
 
 Numbers of 2-8 real MNIST test digits (tests/number_gen.py, HELD_BACK split: digits 500-999 of the
 committed sample; the segmentation was tuned on digits 0-499, the line reader trained on MNIST training
@@ -10,6 +10,8 @@ files in MNIST_DATA_DIR), a broad pool no choice was made on. --tune draws from 
 the split choices are made on (thresholds, weights, which trained reader ships: --reader compares one).
 --unseen draws from the ~420 MNIST training digits neither model learnt from (tests/number_gen.py
 unseen_digits): a second pool to make choices on, since a few hard digits in TUNE can decide a comparison.
+--layout cells lays the digits out as MNIST's own 28x28 cells side by side (mnist.synth.compose_cells, the
+way multi-digit MNIST sets are usually built) instead of re-drawing them at the number's size and slant.
 Prints, per gap type (separated / touching / overlapping) and style, the sequence accuracy (the whole
 number exactly right) and the digit accuracy (1 - edit distance / length, so a missed or extra digit
 costs one); how many numbers hold a digit the classifier misreads even on its own (MNIST's ambiguous
@@ -38,7 +40,7 @@ from mnist.evaluate import predict_labels  # noqa: E402
 from mnist.numbers import read_number  # noqa: E402
 from mnist.predict import get_predictor  # noqa: E402
 from mnist.reader import LineReader, get_reader  # noqa: E402
-from mnist.synth import GAP_TYPES, STYLES  # noqa: E402
+from mnist.synth import GAP_TYPES, LAYOUTS, STYLES  # noqa: E402
 from tests.number_gen import (  # noqa: E402
     FRESH,
     HELD_BACK,
@@ -106,7 +108,9 @@ POOLS = {
 }
 
 
-def accuracy(count: int, seed: int, pool_name: str, reader: LineReader) -> dict[tuple[str, str], Cell]:
+def accuracy(
+    count: int, seed: int, pool_name: str, reader: LineReader, layout: str = "drawn"
+) -> dict[tuple[str, str], Cell]:
     """(gap, style) -> its tallies. Each style gets its own digits."""
     which, load = POOLS[pool_name]
     indices, pool = which(), load()
@@ -116,7 +120,7 @@ def accuracy(count: int, seed: int, pool_name: str, reader: LineReader) -> dict[
     results = {}
     for gap in GAP_TYPES:
         for k, style in enumerate(STYLES):
-            samples = sample_set(seed * 10 + k, count, gap, styles=(style,), indices=indices, pool=pool)
+            samples = sample_set(seed * 10 + k, count, gap, (style,), indices, pool=pool, layout=layout)
             cell, start = Cell(numbers=len(samples)), time.perf_counter()
             for s in samples:
                 text = read_text(s.image, reader)
@@ -156,6 +160,7 @@ def main() -> None:
     which.add_argument("--tune", action="store_true", help="draw from the TUNE digits 0-499 instead")
     which.add_argument("--unseen", action="store_true", help="draw from training digits neither model learnt from")
     parser.add_argument("--reader", type=Path, default=None, help="line reader weights (default: the shipped ones)")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="drawn", help="how digits are laid out")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,11 +168,11 @@ def main() -> None:
     get_predictor()
     reader = LineReader(args.reader) if args.reader else get_reader()
     pool_name = "FRESH" if args.fresh else "TUNE" if args.tune else "UNSEEN" if args.unseen else "HELD_BACK"
-    results = accuracy(args.count, args.seed, pool_name, reader)
+    results = accuracy(args.count, args.seed, pool_name, reader, args.layout)
     print(
         f"torch {torch.get_num_threads()} CPU threads, classifier {get_predictor().model_version}, "
         f"line reader {reader.version}; "
-        f"{args.count} numbers of 2-8 digits per cell from {pool_name} digits, seed {args.seed}"
+        f"{args.count} numbers of 2-8 digits per cell from {pool_name} digits ({args.layout}), seed {args.seed}"
     )
     print(f"{'gap':<12} {'style':<15} {'numbers':>7} {'sequence':>9} {'digits':>7} {'ms/number':>10}")
     for gap in GAP_TYPES:

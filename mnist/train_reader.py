@@ -30,7 +30,7 @@ from mnist.model import LineNet
 from mnist.predict import load_weights, model_version_of
 from mnist.preprocess import ink_map
 from mnist.reader import decode, strip_batch, to_strip
-from mnist.synth import GAP_TYPES, STYLES, compose, render
+from mnist.synth import GAP_TYPES, LAYOUTS, STYLES, render
 
 TRAIN_DIGITS = range(0, 55_000)
 VALIDATION_DIGITS = range(55_000, 60_000)
@@ -49,9 +49,12 @@ def _init(data_dir: str) -> None:
     _digits = images.numpy(), labels.numpy()
 
 
-def _examples(job: tuple[int, int, int, int]) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """(seed, count, first digit index, last) -> strips, texts, gap types (runs in a worker)."""
-    seed, count, lo, hi = job
+def _examples(job: tuple[int, int, int, int, float]) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """(seed, count, first digit index, last, share of cells) -> strips, texts, kinds (runs in a worker).
+
+    A kind is the gap type, after "cells " for a number laid out as MNIST cells (synth.compose_cells).
+    """
+    seed, count, lo, hi, cells = job
     images, labels = _digits
     rng = np.random.default_rng(seed)
     strips, texts, gaps = [], [], []
@@ -59,7 +62,8 @@ def _examples(job: tuple[int, int, int, int]) -> tuple[list[np.ndarray], list[st
         n = int(rng.integers(1, 9)) if rng.random() < 0.85 else int(rng.integers(9, MAX_TRAIN_DIGITS + 1))
         gap = GAPS[int(rng.choice(len(GAPS), p=GAP_WEIGHTS))]
         chosen = rng.integers(lo, hi, size=n)
-        ink, _, _ = compose(rng, [images[i] for i in chosen], gap)
+        layout = "cells" if cells and rng.random() < cells else "drawn"
+        ink, _, _ = LAYOUTS[layout](rng, [images[i] for i in chosen], gap)
         image = render(rng, ink, STYLES[int(rng.integers(len(STYLES)))])
         try:
             strip = to_strip(ink_map(image))
@@ -67,7 +71,7 @@ def _examples(job: tuple[int, int, int, int]) -> tuple[list[np.ndarray], list[st
             continue
         strips.append(strip.pixels)
         texts.append("".join(str(int(labels[i])) for i in chosen))
-        gaps.append(gap)
+        gaps.append(gap if layout == "drawn" else f"cells {gap}")
     return strips, texts, gaps
 
 
@@ -80,9 +84,13 @@ def front_end_version() -> str:
     return digest.hexdigest()[:8]
 
 
-def make_examples(count: int, seed: int, digits: range, data_dir: Path, cache_dir: Path, workers: int = 2) -> dict:
-    """`count` rendered numbers as strips, cached in `cache_dir` by count, seed, digits and front-end version."""
-    path = cache_dir / f"strips-{count}-{seed}-{digits.start}-{digits.stop}-{front_end_version()}.npz"
+def make_examples(
+    count: int, seed: int, digits: range, data_dir: Path, cache_dir: Path, workers: int = 2, cells: float = 0.0
+) -> dict:
+    """`count` rendered numbers as strips (a `cells` share laid out as MNIST cells), cached in `cache_dir` by
+    count, seed, digits, share and front-end version."""
+    share = f"-cells{cells:g}" if cells else ""
+    path = cache_dir / f"strips-{count}-{seed}-{digits.start}-{digits.stop}{share}-{front_end_version()}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             widths = z["widths"]
@@ -91,7 +99,7 @@ def make_examples(count: int, seed: int, digits: range, data_dir: Path, cache_di
             return {"strips": np.split(flat, splits, axis=1), "texts": list(z["texts"]), "gaps": list(z["gaps"])}
     shard = 500
     jobs = [
-        (seed * 100_003 + k, min(shard, count - k * shard), digits.start, digits.stop)
+        (seed * 100_003 + k, min(shard, count - k * shard), digits.start, digits.stop, cells)
         for k in range(math.ceil(count / shard))
     ]
     strips, texts, gaps = [], [], []
@@ -134,9 +142,9 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def sequence_accuracy(net: LineNet, data: dict, batch_size: int = 128) -> dict[str, float]:
-    """Whole-number accuracy of greedy decoding, overall and per gap type."""
+    """Whole-number accuracy of greedy decoding, overall and per kind (gap type, "cells ..." for MNIST cells)."""
     net.eval()
-    right = {g: [0, 0] for g in GAPS}
+    right = {kind: [0, 0] for kind in (*GAPS, *(f"cells {g}" for g in GAPS))}
     strips = data["strips"]
     with torch.inference_mode():
         for i in range(0, len(strips), batch_size):
@@ -158,8 +166,12 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     data_dir = resolve_data_dir(args.data_dir)
     print(f"making {args.examples:,} training numbers and {args.validation:,} validation numbers ...", flush=True)
-    train_data = make_examples(args.examples, args.seed, TRAIN_DIGITS, data_dir, args.cache_dir, args.workers)
-    val_data = make_examples(args.validation, args.seed + 1, VALIDATION_DIGITS, data_dir, args.cache_dir, args.workers)
+    train_data = make_examples(
+        args.examples, args.seed, TRAIN_DIGITS, data_dir, args.cache_dir, args.workers, args.cells
+    )
+    val_data = make_examples(
+        args.validation, args.seed + 1, VALIDATION_DIGITS, data_dir, args.cache_dir, args.workers, args.cells
+    )
     widths = np.array([s.shape[1] for s in train_data["strips"]])
     targets = [torch.tensor([int(c) + 1 for c in t], dtype=torch.long) for t in train_data["texts"]]
     net = LineNet()
@@ -214,6 +226,7 @@ def train(args: argparse.Namespace) -> dict:
             "seed": args.seed,
             "init": model_version_of(args.init) if args.init else None,
             "digits": "MNIST training digits 0-54,999, composed by mnist.synth",
+            "cells": args.cells,
         },  # fmt: skip
         "validation": {
             "numbers": args.validation,
@@ -239,6 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the training numbers")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where rendered numbers are kept")
     parser.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
+    parser.add_argument("--cells", type=float, default=0.0, help="share of numbers laid out as MNIST cells")
     parser.add_argument("--weights", type=Path, default=READER_WEIGHTS_PATH)
     parser.add_argument("--card", type=Path, default=READER_CARD_PATH)
     card = train(parser.parse_args(argv))

@@ -22,7 +22,7 @@ from PIL import Image
 
 from mnist.config import MODEL_CARD_PATH, get_settings
 from mnist.data import load_split, read_idx
-from mnist.synth import GAP_TYPES, STYLES, compose, render
+from mnist.synth import GAP_TYPES, LAYOUTS, STYLES, render
 from mnist.train import validation_split
 from mnist.train_reader import VALIDATION_DIGITS as READER_VALIDATION_DIGITS
 
@@ -116,11 +116,13 @@ def make_number(
     style: str,
     indices: Sequence[int] = HELD_BACK,
     pool: tuple[np.ndarray, np.ndarray] | None = None,
+    layout: str = "drawn",
 ) -> NumberSample:
-    """`n_digits` digits drawn (with replacement) from `indices` of `pool` (default: the committed sample)."""
+    """`n_digits` digits drawn (with replacement) from `indices` of `pool` (default: the committed sample),
+    laid out as `layout` says (mnist.synth.LAYOUTS)."""
     images, labels = pool if pool is not None else mnist_sample()
     chosen = rng.choice(np.asarray(indices), size=n_digits)
-    ink, boxes, owner = compose(rng, [images[i] for i in chosen], gap)
+    ink, boxes, owner = LAYOUTS[layout](rng, [images[i] for i in chosen], gap)
     text = "".join(str(labels[i]) for i in chosen)
     return NumberSample(render(rng, ink, style), text, boxes, gap, style, owner, tuple(int(i) for i in chosen))
 
@@ -133,10 +135,13 @@ def sample_set(
     indices: Sequence[int] = HELD_BACK,
     digits: tuple[int, int] = (2, 8),
     pool: tuple[np.ndarray, np.ndarray] | None = None,
+    layout: str = "drawn",
 ) -> list[NumberSample]:
     """`count` numbers of one gap type, lengths uniform in `digits`, styles cycled; same seed, same set."""
     rng = np.random.default_rng([seed, GAP_TYPES.index(gap)])
     return [
-        make_number(rng, int(rng.integers(digits[0], digits[1] + 1)), gap, styles[i % len(styles)], indices, pool)
+        make_number(
+            rng, int(rng.integers(digits[0], digits[1] + 1)), gap, styles[i % len(styles)], indices, pool, layout
+        )
         for i in range(count)
     ]

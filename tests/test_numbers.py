@@ -26,9 +26,9 @@ from mnist.numbers import (
     restore_missed_digits,
 )
 from mnist.predict import Prediction, Predictor, get_predictor
-from mnist.preprocess import ink_map, load_image
+from mnist.preprocess import ink_map, label_components, load_image
 from mnist.reader import LineReader, get_reader, to_strip
-from mnist.synth import GAP_TYPES, compose, render
+from mnist.synth import GAP_TYPES, compose, compose_cells, render
 from mnist.train_reader import TRAIN_DIGITS as READER_TRAIN_DIGITS
 from tests.number_gen import (
     FRESH,
@@ -92,6 +92,20 @@ def test_sequence_accuracy_on_held_back_numbers(gap: str) -> None:
     _assert_read_exactly(sample_set(SEED, SAMPLE, gap, indices=HELD_BACK), gap)
 
 
+# ... and laid out as MNIST's 28x28 cells side by side (mnist.synth.compose_cells), the way multi-digit MNIST
+# sets are usually built: native 28 px lines whose 1s and 7s reach the picture's edge. Measured: separated
+# 78/80, touching 68/80, overlapping 72/80. Where cells touch, MNIST's thick strokes at 28 px run together
+# and the line reader never trained on cells (benchmarks/numbers_bench.py --layout cells: 87.2% and 86.0%
+# of 400 held-back numbers, 91.8% and 92.0% on FRESH), so those two are held to a floor of 80%.
+CELLS_FLOORS = {"separated": 0.95, "touching": 0.80, "overlapping": 0.80}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", GAP_TYPES)
+def test_sequence_accuracy_on_held_back_numbers_in_mnist_cells(gap: str) -> None:
+    _assert_read_exactly(sample_set(SEED, SAMPLE, gap, indices=HELD_BACK, layout="cells"), gap, CELLS_FLOORS)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("gap", GAP_TYPES)
 def test_sequence_accuracy_on_fresh_numbers(gap: str) -> None:
@@ -112,10 +126,10 @@ def test_unseen_digits_are_in_neither_models_training_set() -> None:
     assert not set(unseen.tolist()) & set(READER_TRAIN_DIGITS)
 
 
-def _assert_read_exactly(samples: list, gap: str) -> None:
+def _assert_read_exactly(samples: list, gap: str, floors: dict[str, float] = FLOORS) -> None:
     right = sum(read_number(s.image).text == s.text for s in samples)
     said = f"{gap}: {right}/{len(samples)} read exactly (target {TARGETS[gap]:.0%})"
-    assert right / len(samples) >= FLOORS[gap], said
+    assert right / len(samples) >= floors[gap], said
 
 
 def test_five_with_a_floating_bar_is_one_digit() -> None:
@@ -388,3 +402,16 @@ def test_a_touching_digit_never_reaches_left_of_its_neighbour() -> None:
         rng = np.random.default_rng(seed)
         _, boxes, _ = compose(rng, [images[i] for i in rng.choice(1000, size=6)], "touching")
         assert all(a[0] <= b[0] for a, b in itertools.pairwise(boxes))
+
+
+@pytest.mark.parametrize("gap", GAP_TYPES)
+def test_mnist_cells_side_by_side_meet_as_their_gap_type_says(gap: str) -> None:
+    # Separated cells never share a stroke; touching and overlapping ones always do somewhere.
+    images, _ = mnist_sample()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        ink, boxes, owner = compose_cells(rng, [images[i] for i in rng.choice(1000, size=5)], gap)
+        assert ink.shape[0] in range(28, 4 * 36 + 1) and all(a[0] <= b[0] for a, b in itertools.pairwise(boxes))
+        strokes, count = label_components(ink > 0.5)
+        shared = any(len(set(np.unique(owner[strokes == k]).tolist()) - {0}) > 1 for k in range(1, count + 1))
+        assert shared == (gap != "separated"), seed

@@ -101,9 +101,11 @@ def test_training_smoke_run_learns(tmp_path: Path) -> None:
         args = ["--examples", "800", "--validation", "100", "--batch-size", "16", "--lr", "3e-3", *extra]
         return train_reader.main([*args, *outputs, "--cache-dir", str(cache), "--data-dir", str(data_dir)])
 
-    card = run("first", "--epochs", "3")
+    card = run("first", "--epochs", "3", "--cells", "0.5")
     weights = tmp_path / "first.pt"
     assert weights.exists() and json.loads((tmp_path / "first.json").read_text()) == card
+    # About half the numbers were laid out as MNIST cells, and the card scores them apart.
+    assert card["training"]["cells"] == 0.5 and {"cells separated", "separated"} <= set(card["validation"])
     losses = [epoch["loss"] for epoch in card["history"]]
     assert losses[-1] < losses[0] * 0.8, losses  # it learns: the CTC loss falls
     assert sorted(cache.iterdir())  # the rendered numbers were kept for the next run
