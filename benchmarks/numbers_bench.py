@@ -108,17 +108,28 @@ POOLS = {
 }
 
 
-def accuracy(
-    count: int, seed: int, pool_name: str, reader: LineReader, layout: str = "drawn"
-) -> dict[tuple[str, str], Cell]:
-    """(gap, style) -> its tallies. Each style gets its own digits."""
+def pool_digits(pool_name: str) -> tuple[Sequence[int], tuple[np.ndarray, np.ndarray]]:
+    """A split's digit indices and the images and labels they index."""
     which, load = POOLS[pool_name]
     indices, pool = which(), load()
     if pool is None:
         raise SystemExit(f"--{pool_name.lower()} needs the full MNIST files: set MNIST_DATA_DIR")
+    return indices, pool
+
+
+def accuracy(
+    count: int,
+    seed: int,
+    digits: tuple[Sequence[int], tuple[np.ndarray, np.ndarray]],
+    reader: LineReader,
+    layout: str = "drawn",
+    gaps: Sequence[str] = GAP_TYPES,
+) -> dict[tuple[str, str], Cell]:
+    """(gap, style) -> its tallies, on numbers of `digits` (indices, pool). Each style gets its own digits."""
+    indices, pool = digits
     ambiguous = misread_alone(pool, indices)
     results = {}
-    for gap in GAP_TYPES:
+    for gap in gaps:
         for k, style in enumerate(STYLES):
             samples = sample_set(seed * 10 + k, count, gap, (style,), indices, pool=pool, layout=layout)
             cell, start = Cell(numbers=len(samples)), time.perf_counter()
@@ -168,7 +179,7 @@ def main() -> None:
     get_predictor()
     reader = LineReader(args.reader) if args.reader else get_reader()
     pool_name = "FRESH" if args.fresh else "TUNE" if args.tune else "UNSEEN" if args.unseen else "HELD_BACK"
-    results = accuracy(args.count, args.seed, pool_name, reader, args.layout)
+    results = accuracy(args.count, args.seed, pool_digits(pool_name), reader, args.layout)
     print(
         f"torch {torch.get_num_threads()} CPU threads, classifier {get_predictor().model_version}, "
         f"line reader {reader.version}; "
