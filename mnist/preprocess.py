@@ -600,7 +600,8 @@ def _remove_lines(ink: np.ndarray) -> None:
     coverage nor one unbroken run is required. A digit's bar is thicker, or shorter.
     Where the digits fill the picture (a tight crop, MNIST cells side by side) a 1's or
     a 7's stem spans it too: lines are erased only when they are clearly thinner than
-    the rest of the ink (a printed line is, a pen stroke is not).
+    the rest of the ink (a printed line is, a pen stroke is not), or when there is
+    hardly any other ink to compare with.
     """
     mask = ink > 0.1
     h, w = mask.shape

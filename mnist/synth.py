@@ -148,21 +148,17 @@ def compose_cells(
         cell = digit.astype(np.float32) / 255.0
         gx0, gy0, gx1, gy1 = _ink_bbox(cell > INK)
         kind = gap if gap != "mixed" else GAP_TYPES[int(rng.integers(len(GAP_TYPES)))]
-        if i == 0:
-            pass
-        elif kind == "separated":
-            touch = _touch_offset(canvas, cell, pad, -2)  # 2 px clear of the neighbour's ink
-            x = max(x + 28 + int(rng.integers(-4, 9)), touch or 0)
-        elif kind == "touching":
-            touch = _touch_offset(canvas, cell, pad, int(rng.integers(0, 2)))
-            x = x + 28 if touch is None or touch + gx0 < boxes[-1][0] else touch
-        elif kind == "overlapping":
-            # As in compose: the ink boxes overlap by 1-4 px, the strokes by at most 1.
-            touch = _touch_offset(canvas, cell, pad, 1)
-            x = max(boxes[-1][2] - int(rng.integers(1, 5)) - gx0, touch or 0)
-            x = x + 28 if x + gx0 < boxes[-1][0] else x
-        else:
+        if kind not in GAP_TYPES:
             raise ValueError(f"unknown gap type {gap!r}; expected one of {GAP_TYPES} or 'mixed'")
+        if i and kind == "separated":
+            touch = _touch_offset(canvas, cell, pad, -2)  # the inks at least 2 px apart
+            x = max(x + 28 + int(rng.integers(-4, 9)), touch or 0)
+        elif i:
+            # Touching: the strokes meet. Overlapping, as in compose: the ink boxes overlap by 1-4 px, the
+            # strokes by at most 1. Where that would take the ink left of its neighbour's, the cells sit side by side.
+            touch = _touch_offset(canvas, cell, pad, int(rng.integers(0, 2)) if kind == "touching" else 1)
+            want = touch if kind == "touching" else max(boxes[-1][2] - int(rng.integers(1, 5)) - gx0, touch or 0)
+            x = x + 28 if want is None or want + gx0 < boxes[-1][0] else want
         region = canvas[pad : pad + 28, x : x + 28]
         owner[pad : pad + 28, x : x + 28][(cell > 0.05) & (cell >= region)] = i + 1
         canvas[pad : pad + 28, x : x + 28] = np.maximum(region, cell)
