@@ -17,6 +17,7 @@ from PIL import Image
 from mnist.api import create_app
 from mnist.data import read_idx
 from mnist.predict import get_predictor
+from mnist.preprocess import crop_to_ink
 from mnist.reader import get_reader
 from mnist.store import Store
 
@@ -362,10 +363,8 @@ def test_number_is_read_left_to_right_and_saved_as_one_row(client: TestClient, s
 def test_mnist_cells_side_by_side_cut_to_the_ink_are_read(client: TestClient) -> None:
     # How multi-digit MNIST is usually built, then cropped close: the 1s' and 7s' stems run off the picture.
     images, _ = mnist_sample()
-    cells = np.hstack([images[WELL_FORMED[int(c)]] for c in "17714"])
-    rows, cols = np.flatnonzero(cells.max(axis=1)), np.flatnonzero(cells.max(axis=0))
-    tight = png(cells[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
-    assert client.post("/api/v1/numbers", json={"image": b64(tight)}).json()["text"] == "17714"
+    tight, _, _ = crop_to_ink(np.hstack([images[WELL_FORMED[int(c)]] for c in "17714"]), "blank")
+    assert client.post("/api/v1/numbers", json={"image": b64(png(tight))}).json()["text"] == "17714"
 
 
 def test_single_digit_and_white_on_black_numbers_are_read(client: TestClient) -> None:

@@ -28,6 +28,15 @@ def test_numbers_blocks_scores_each_held_back_block_and_pools_them(monkeypatch, 
     monkeypatch.setattr("sys.argv", ["numbers_blocks", "--count", "1"])
     numbers_blocks.main()
     out = capsys.readouterr().out
-    assert re.search(r"^500-999 +4 ", out, re.M) and re.search(r"^9500-9999 +4 ", out, re.M)
-    pooled = re.search(r"all blocks: (\d+)/76 = .*95% interval ([\d.]+)%-([\d.]+)%.* of 19 reach 97%", out)
-    assert pooled and float(pooled[2]) <= 100 * int(pooled[1]) / 76 <= float(pooled[3]), out
+    # One line per block, the committed block first; the pooled line adds the blocks up.
+    blocks = re.findall(r"^(\d+)-(\d+) +4 +([\d.]+)%", out, re.M)
+    assert [int(start) for start, _, _ in blocks] == list(range(500, 10_000, 500)), out
+    rates = [float(rate) for _, _, rate in blocks]
+    pooled = re.search(r"all blocks: (\d+)/76 = .* (\d+) of 19 reach 97%", out)
+    assert pooled, out
+    assert int(pooled[1]) == round(sum(rates) * 4 / 100) and int(pooled[2]) == sum(r >= 97 for r in rates)
+
+
+def test_wilson_interval_matches_the_textbook_value() -> None:
+    low, high = numbers_blocks.wilson(8, 10)
+    assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from mnist.errors import ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedImageType
 from mnist.preprocess import (
+    crop_to_ink,
     ink_map,
     ink_scale,
     label_components,
@@ -162,9 +163,7 @@ def test_a_stem_running_off_a_tight_crop_is_ink_not_a_ruled_line():
     # MNIST cells side by side, cut down to the ink: the 1s' and 7s' stems span the picture's height and
     # reach its edges, as thin as the digits' other strokes. They are the number, not lines to erase.
     chosen = [int(np.flatnonzero(digit == LABELS)[k]) for digit, k in ((7, 0), (1, 0), (4, 0), (1, 1), (7, 1))]
-    cells = np.hstack([IMAGES[i] for i in chosen])
-    rows, cols = np.flatnonzero(cells.max(axis=1)), np.flatnonzero(cells.max(axis=0))
-    tight = cells[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    tight, _, _ = crop_to_ink(np.hstack([IMAGES[i] for i in chosen]), "blank")
     found = ink_map(tight)
     f = found.shape[0] // tight.shape[0]  # small pictures are enlarged by a whole factor
     strong = np.repeat(np.repeat(tight > 200, f, axis=0), f, axis=1)
