@@ -6,6 +6,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+# Classes 0-9 are the digits; the two more say what else a single-digit picture can be.
+NOT_A_DIGIT, SEVERAL_DIGITS = 10, 11
+CLASSES = 12
+
 
 def _block(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
     # conv -> BatchNorm -> ReLU; BN lets a short CPU schedule use a high learning rate.
@@ -24,7 +28,7 @@ class Net(nn.Module):
     images/s at batch 256, ~0.4 ms for one image, ~30 s per training epoch.
     """
 
-    def __init__(self, dropout: float = 0.3) -> None:
+    def __init__(self, dropout: float = 0.3, classes: int = CLASSES) -> None:
         super().__init__()
         self.features = nn.Sequential(
             _block(1, 32, kernel=5), nn.MaxPool2d(2),  # 28 -> 14
@@ -33,11 +37,15 @@ class Net(nn.Module):
         )  # fmt: skip
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * 9, 128, bias=False), nn.BatchNorm1d(128),
-            nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(128, 10),
+            nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(128, classes),
         )  # fmt: skip
+        # Chosen on validation data after training and saved with the weights: logits are divided by
+        # `temperature` (calibration), and a digit read below `unsure_below` is reported as unsure.
+        self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("unsure_below", torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (N, 1, 28, 28) float, already normalised with MEAN/STD; returns logits (N, 10)."""
+        """x: (N, 1, 28, 28) float, already normalised with MEAN/STD; returns logits (N, CLASSES)."""
         return self.head(self.features(x))
 
 
@@ -51,8 +59,13 @@ def normalise(batch_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def log_probabilities(model: nn.Module, batch_uint8: torch.Tensor) -> torch.Tensor:
-    """Run the network on uint8 images; used by training, evaluation and prediction alike."""
-    return F.log_softmax(model(normalise(batch_uint8)), dim=1)
+    """(N, 10) log-probabilities of the digits, given that the picture is one digit (evaluation, numbers)."""
+    return F.log_softmax(model(normalise(batch_uint8))[:, :10], dim=1)
+
+
+def class_probabilities(model: nn.Module, batch_uint8: torch.Tensor) -> torch.Tensor:
+    """(N, CLASSES) calibrated probabilities: the ten digits, not a digit, several digits."""
+    return F.softmax(model(normalise(batch_uint8)) / model.temperature, dim=1)
 
 
 class LineNet(nn.Module):

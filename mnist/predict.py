@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from mnist.config import WEIGHTS_PATH
-from mnist.model import Net, log_probabilities
-from mnist.preprocess import ImageInput, preprocess
+from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS, Net, class_probabilities
+from mnist.preprocess import ImageInput, View, candidate_views
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Prediction:
     model_input: np.ndarray  # (28, 28) uint8, white ink on black
     model_version: str
     box: tuple[int, int, int, int] | None = None  # ink crop (x0, y0, x1, y1) in input pixels
+    verdict: str = "digit"  # "digit", "unsure", "not_a_digit" or "several_digits"
 
 
 def model_version_of(weights_path: Path) -> str:
@@ -48,26 +49,69 @@ class Predictor:
         self.net = Net()
         self.model_version = load_weights(self.net, weights_path)
 
+    def probabilities(self, model_inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """28x28 uint8 arrays -> (N, 12) calibrated probabilities (ten digits, not a digit, several), one pass."""
+        batch = torch.from_numpy(np.stack([np.asarray(m, dtype=np.uint8) for m in model_inputs]))
+        with torch.inference_mode():
+            probs = class_probabilities(self.net, batch).numpy().astype(np.float64)
+        return probs / probs.sum(axis=1, keepdims=True)  # exact sum to 1 after float32 rounding
+
     def classify(self, model_inputs: Sequence[np.ndarray], boxes: Sequence | None = None) -> list[Prediction]:
         """Already-preprocessed 28x28 uint8 arrays -> predictions, in one forward pass."""
         if len(model_inputs) == 0:
             return []
-        batch = torch.from_numpy(np.stack([np.asarray(m, dtype=np.uint8) for m in model_inputs]))
-        with torch.inference_mode():
-            probs = log_probabilities(self.net, batch).exp_().numpy().astype(np.float64)
-        probs /= probs.sum(axis=1, keepdims=True)  # exact sum to 1 after float32 rounding
+        probs = self.probabilities(model_inputs)
         boxes = boxes if boxes is not None else [None] * len(model_inputs)
-        return [
-            Prediction(
-                digit=int(p.argmax()),
-                confidence=float(p.max()),
-                probabilities=[float(v) for v in p],
-                model_input=np.asarray(m, dtype=np.uint8),
-                model_version=self.model_version,
-                box=box,
-            )
-            for p, m, box in zip(probs, model_inputs, boxes, strict=True)
-        ]
+        return [self._prediction(p, m, box) for p, m, box in zip(probs, model_inputs, boxes, strict=True)]
+
+    def read(self, views_per_image: Sequence[Sequence[View]]) -> list[Prediction]:
+        """Each image's candidate views (see preprocess.candidate_views) -> one prediction per image.
+
+        All views of all images go through one forward pass. Each image is read from the view the
+        network reads a digit in most surely (the wrong polarity or a view that lost the digit scores low
+        there: it was taught to call those "not a digit"); any view that shows several digits says so.
+        """
+        flat = [v for views in views_per_image for v in views]
+        if not flat:
+            return []
+        probs = self.probabilities([v.model_input for v in flat])
+        out, start = [], 0
+        for views in views_per_image:
+            p = probs[start : start + len(views)]
+            start += len(views)
+            best = int(p[:, :10].max(axis=1).argmax())
+            view = views[best]
+            out.append(self._prediction(p[best], view.model_input, view.box, float(p[:, SEVERAL_DIGITS].max())))
+        return out
+
+    def _prediction(self, p: np.ndarray, model_input: np.ndarray, box, several: float | None = None) -> Prediction:
+        """One row of class probabilities -> the digit (given it is one), its confidence and the verdict."""
+        digits = p[:10] / max(float(p[:10].sum()), 1e-12)
+        several = float(p[SEVERAL_DIGITS]) if several is None else several
+        return Prediction(
+            digit=int(digits.argmax()),
+            confidence=float(digits.max()),
+            probabilities=[float(v) for v in digits],
+            model_input=np.asarray(model_input, dtype=np.uint8),
+            model_version=self.model_version,
+            box=box,
+            verdict=verdict(
+                float(p[:10].sum()), float(p[NOT_A_DIGIT]), several, float(digits.max()), self.unsure_below
+            ),
+        )
+
+    @property
+    def unsure_below(self) -> float:
+        return float(self.net.unsure_below)
+
+
+def verdict(digit_mass: float, not_a_digit: float, several: float, confidence: float, unsure_below: float) -> str:
+    """What the picture is: the class group the network gives most probability, and for a digit, how surely."""
+    if several >= max(digit_mass, not_a_digit):
+        return "several_digits"
+    if not_a_digit >= digit_mass:
+        return "not_a_digit"
+    return "unsure" if confidence < unsure_below else "digit"
 
 
 T = TypeVar("T")
@@ -98,6 +142,5 @@ def predict(image: ImageInput) -> Prediction:
 
 
 def predict_batch(images: Sequence[ImageInput]) -> list[Prediction]:
-    """Many images -> predictions with one forward pass. Any bad image raises; see `classify` for per-item handling."""
-    prepared = [preprocess(image) for image in images]
-    return get_predictor().classify([p.model_input for p in prepared], [p.box for p in prepared])
+    """Many images -> predictions with one forward pass. Any bad image raises; see `read` for per-item handling."""
+    return get_predictor().read([candidate_views(image) for image in images])

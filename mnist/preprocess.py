@@ -207,6 +207,8 @@ class _Ink(NamedTuple):
     ink: np.ndarray  # float32 (h, w) in [0, 1], 1 = ink, at working resolution
     scale: float  # input pixels per ink-map pixel
     parts: _Components
+    dark: bool | None  # the polarity read: dark ink on light paper; None for ink in a transparency
+    certain: bool  # whether that polarity is beyond doubt (a transparency or an exact background)
 
 
 def ink_map(image: ImageInput) -> np.ndarray:
@@ -225,11 +227,13 @@ def ink_scale(image_size: tuple[int, int], ink_shape: tuple[int, ...]) -> float:
     return image_size[0] / ink_shape[1]
 
 
-def _analyse(img: Image.Image) -> _Ink:
-    """The whole front end: working size, ink signal, background, lines, specks, components."""
+def _analyse(img: Image.Image, dark: bool | None = None) -> _Ink:
+    """The whole front end: working size, ink signal, background, lines, specks, components.
+
+    `dark` forces the polarity (True: dark ink on light paper); None lets the picture decide."""
     img = _canonical(img)
     img, scale = _working_size(img)
-    signal, other, paper = _signal(img)
+    signal, other, paper, dark_ink = _signal(img, dark)
     if other is not None:
         signal = _choose_channel(signal, other)
     ink = _normalise(signal, paper)
@@ -240,7 +244,8 @@ def _analyse(img: Image.Image) -> _Ink:
         # Dust and JPEG specks: far smaller than the biggest stroke (1% of it; a digit
         # next to another is never that small, so multi-digit readers keep every digit).
         _drop(ink, parts, parts.areas < 0.01 * parts.areas[1:].max())
-    return _Ink(ink, scale, parts)
+    # The polarity is certain for ink in a transparency or on an exactly known background.
+    return _Ink(ink, scale, parts, dark_ink, dark_ink is None or paper is not None)
 
 
 def _working_size(img: Image.Image) -> tuple[Image.Image, float]:
@@ -255,16 +260,20 @@ def _working_size(img: Image.Image) -> tuple[Image.Image, float]:
     return img, 1.0
 
 
-def _signal(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, float | None]:
-    """-> (ink-bright signal in [0, 1], line-blind alternative or None, paper level or None).
+def _signal(
+    img: Image.Image, dark: bool | None = None
+) -> tuple[np.ndarray, np.ndarray | None, float | None, bool | None]:
+    """-> (ink-bright signal in [0, 1], line-blind alternative or None, paper level or None, dark ink?).
 
     The paper level is known for digital images (one exact background value); the
     alternative exists only for colourful photos and scans (see _choose_channel).
+    `dark` forces the polarity of pictures without transparency (a candidate view); the last
+    value says which polarity was used, None for ink in a transparency (it has only one).
     """
     if img.mode in ("LA", "RGBA"):
         drawn = _alpha_drawing(img)
         if isinstance(drawn, np.ndarray):
-            return drawn, None, _flat_level(drawn)
+            return drawn, None, _flat_level(drawn), None
         img = drawn
     gray = np.asarray(img.convert("L"), np.float32) * np.float32(1 / 255)
     paper = _flat_level(gray)
@@ -279,15 +288,17 @@ def _signal(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, float | No
             dark_ink = ink < paper
         else:
             dark_ink = _dark_ink(gray)
+    if dark is not None and dark != dark_ink:
+        dark_ink, paper = dark, None  # the other polarity: its paper level is unknown
     signal = 1.0 - gray if dark_ink else gray
     if paper is not None:
-        return signal, None, (1.0 - paper if dark_ink else paper)
+        return signal, None, (1.0 - paper if dark_ink else paper), dark_ink
     if img.mode != "RGB":
-        return signal, None, None
+        return signal, None, None, dark_ink
     rgb = np.asarray(img)
     sample = rgb[::4, ::4].astype(np.int16)
     if np.percentile(sample.max(axis=2) - sample.min(axis=2), 99) <= 38:  # 15% saturation: a grey image
-        return signal, None, None
+        return signal, None, None, dark_ink
     # Coloured ruled lines are light in their own channel: max(RGB) hides them under dark ink,
     # min(RGB) under light ink. _choose_channel keeps that view only if the digit survives it.
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
@@ -295,7 +306,7 @@ def _signal(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, float | No
         other = 1.0 - np.maximum(np.maximum(r, g), b).astype(np.float32) * np.float32(1 / 255)
     else:
         other = np.minimum(np.minimum(r, g), b).astype(np.float32) * np.float32(1 / 255)
-    return signal, other, None
+    return signal, other, None, dark_ink
 
 
 def _two_levels(gray: np.ndarray) -> tuple[float, float] | None:
@@ -772,17 +783,97 @@ def preprocess(image: ImageInput) -> Preprocessed:
     box = _digit_box(found)
     if box is None:
         raise NoDigitFound("no digit found: the image looks blank")
-    model_input = to_model_input(found.ink, box)
+    return Preprocessed(to_model_input(found.ink, box), _to_input(box, found.scale, img.size))
+
+
+class View(NamedTuple):
+    """One candidate reading of a picture: what the model would see, from where, and how it was made."""
+
+    model_input: np.ndarray  # (28, 28) uint8, white ink on black
+    box: tuple[int, int, int, int]  # ink crop in input pixels
+    kind: str  # "mnist" (already MNIST-style), "digit" (the main ink), "all_ink", "frame"
+    dark: bool | None  # polarity assumed: dark ink on light paper; None for ink in a transparency
+
+
+# The frame view is made from a copy at most this long: enough pixels for a 20 px digit.
+FRAME_SIDE = 112
+
+
+def candidate_views(image: ImageInput) -> list[View]:
+    """The few ways a picture may hold its digit, for the model to choose between in one batch.
+
+    Where the front end's decisions are sure (ink in a transparency or on an exact background, a digit
+    already MNIST-style) that is one or two views: the main ink and, when something else was kept
+    apart from it, all the ink. Where they are not (photos, scans, frame-filling crops, noise), both
+    polarities, each with the main ink, all the ink and the whole frame stretched: a rule that picks the
+    wrong polarity or the wrong ink can no longer throw the digit away. Raises NoDigitFound only when no
+    view has any ink: an image with real contrast always gets a reading.
+    """
+    img = load_image(image)
+    fast = _already_mnist(img)
+    if fast is not None:
+        return [View(fast.model_input, fast.box, "mnist", bool(np.median(_border(np.asarray(img))) > 127))]
+    found = _analyse(img)
+    views = _ink_views(found, img.size)
+    if not found.certain:
+        views += _ink_views(_analyse(img, dark=not found.dark), img.size)
+        small = _canonical(img)
+        if max(small.size) > FRAME_SIDE:
+            small = small.reduce(math.ceil(max(small.size) / FRAME_SIDE))
+        gray = np.asarray(small.convert("L"), np.float32) * np.float32(1 / 255)
+        views += [v for v in (_frame_view(gray, img.size, dark) for dark in (found.dark, not found.dark)) if v]
+    unique: list[View] = []
+    for view in views:
+        if not any(np.array_equal(view.model_input, u.model_input) for u in unique):
+            unique.append(view)
+    if not unique:
+        raise NoDigitFound("no digit found: the image looks blank")
+    return unique
+
+
+def _ink_views(found: _Ink, size: tuple[int, int]) -> list[View]:
+    """The main ink (the digit and its pieces) and, when something was left out, all the ink."""
+    views = []
+    parts = found.parts
+    if int((parts.areas[1:] > 0).sum()) > 1:
+        rows = np.flatnonzero((found.ink > 0.1).any(axis=1))
+        cols = np.flatnonzero((found.ink > 0.1).any(axis=0))
+        with contextlib.suppress(NoDigitFound, IndexError):
+            box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+            views.append(View(to_model_input(found.ink), _to_input(box, found.scale, size), "all_ink", found.dark))
+    ink = found.ink.copy() if views else found.ink
+    box = _digit_box(found._replace(ink=ink))
+    if box is not None:
+        with contextlib.suppress(NoDigitFound):
+            views.insert(0, View(to_model_input(ink, box), _to_input(box, found.scale, size), "digit", found.dark))
+    return views
+
+
+def _frame_view(gray: np.ndarray, size: tuple[int, int], dark: bool | None) -> View | None:
+    """The whole picture as one digit: stretched from its faintest to its strongest ink, nothing dropped.
+
+    What reads a digit cut out to fill its frame (ink on every edge, so no border shows the paper)."""
+    signal = 1.0 - gray if dark else gray
+    lo, hi = np.percentile(signal, [1, 99.5])
+    if hi - lo < 0.08:
+        return None  # no contrast worth the name
+    ink = np.clip((signal - np.float32(lo)) / np.float32(hi - lo), 0, 1)
+    try:
+        return View(to_model_input(ink), (0, 0, size[0], size[1]), "frame", dark)
+    except NoDigitFound:
+        return None
+
+
+def _to_input(box: tuple[int, int, int, int], scale: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box at working resolution -> the same box in input pixels, inside the picture."""
     x0, y0, x1, y1 = box
-    s = found.scale
-    w, h = img.size
-    input_box = (
-        max(0, math.floor(x0 * s)),
-        max(0, math.floor(y0 * s)),
-        min(w, math.ceil(x1 * s)),
-        min(h, math.ceil(y1 * s)),
+    w, h = size
+    return (
+        max(0, math.floor(x0 * scale)),
+        max(0, math.floor(y0 * scale)),
+        min(w, math.ceil(x1 * scale)),
+        min(h, math.ceil(y1 * scale)),
     )
-    return Preprocessed(model_input, input_box)
 
 
 def _digit_box(found: _Ink) -> tuple[int, int, int, int] | None:

@@ -24,15 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
-from mnist.config import MODEL_CARD_PATH, WEIGHTS_PATH
+from mnist.config import MODEL_CARD_PATH, ROOT, WEIGHTS_PATH
 from mnist.data import load_split, resolve_data_dir, verify
+from mnist.degrade import as_image, random_degradation, to_photo
 from mnist.errors import NoDigitFound
 from mnist.evaluate import predict_labels, scores
-from mnist.model import Net, normalise
-from mnist.preprocess import preprocess
-from mnist.synth import STYLES, compose, render
+from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS, Net, normalise
+from mnist.nondigits import TRAINED, sample
+from mnist.predict import model_version_of
+from mnist.preprocess import candidate_views
+from mnist.synth import LAYOUTS, STYLES, compose, render
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -71,40 +75,126 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x.squeeze(1) * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _render_back_chunk(job: tuple[int, np.ndarray]) -> np.ndarray:
-    """(seed, uint8 digits) -> the same digits rendered and preprocessed back (runs in a worker)."""
-    seed, digits = job
-    rng = np.random.default_rng(seed)
-    out = digits.copy()
-    for i, digit in enumerate(digits):
-        ink, _, _ = compose(rng, [digit], "separated")  # one digit at a random size and slant
-        image = render(rng, ink, STYLES[int(rng.integers(len(STYLES)))])
-        with contextlib.suppress(NoDigitFound):  # a render that lost the digit keeps MNIST's own
-            out[i] = preprocess(image).model_input
-    return out
+def _spoil(rng: np.random.Generator, digit: np.ndarray) -> tuple[Image.Image, bool | None]:
+    """A 28x28 MNIST digit -> (a picture of it as people hand them in, whether its ink is dark; None: in alpha).
 
-
-def render_back(images: torch.Tensor, seed: int, workers: int = 2) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> each digit drawn in a random user style and preprocessed back, as the app sees it.
-
-    Training on these as well as on MNIST teaches the classifier the front end's own habits (its crop,
-    stroke-width normalisation and JPEG leftovers); ~6 ms a digit, so it runs in worker processes.
+    Two kinds, about equally: drawn by mnist.synth on a canvas, transparent layer or photographed paper (the
+    app's everyday input); or spoilt by one to three mnist.degrade families at random severities (noise, blur,
+    lines, bands, fog, outlines, low resolution, frame-filling crops...), then shown in either polarity.
     """
-    shard = 1000
-    jobs = [(seed * 100_003 + k, images[i : i + shard].numpy()) for k, i in enumerate(range(0, len(images), shard))]
-    done, started, out = 0, time.time(), []
+    if rng.random() < 0.45:
+        ink, _, _ = compose(rng, [digit], "separated")  # one digit at a random size and slant
+        style = STYLES[int(rng.integers(len(STYLES)))]
+        return render(rng, ink, style), {"canvas": False, "canvas_rgba": None, "paper": True}.get(style, False)
+    ink = digit.astype(np.float32) / 255.0
+    if rng.random() < 0.25:  # the same spoiling on a bigger picture of the digit
+        side = int(rng.integers(29, 90))
+        ink = np.asarray(Image.fromarray(ink, "F").resize((side, side), Image.Resampling.BILINEAR))
+    if rng.random() < 0.9:
+        ink, _ = random_degradation(rng, ink)
+    if rng.random() < 0.4:
+        return as_image(ink), False  # white on black, as digit collections store them
+    dark = bool(rng.random() < 0.5)
+    return to_photo(rng, ink, invert=dark), dark
+
+
+def _several(rng: np.random.Generator, digits: np.ndarray) -> tuple[Image.Image, list, bool | None]:
+    """Two or three digits side by side -> (picture, each digit's box, dark ink?)."""
+    layout = LAYOUTS["cells" if rng.random() < 0.3 else "drawn"]
+    ink, boxes, _ = layout(rng, list(digits), "separated" if rng.random() < 0.7 else "touching")
+    if rng.random() < 0.5:
+        style = STYLES[int(rng.integers(len(STYLES)))]
+        return render(rng, ink, style), boxes, {"canvas": False, "canvas_rgba": None, "paper": True}.get(style, False)
+    dark = bool(rng.random() < 0.5)
+    return to_photo(rng, ink, invert=dark), boxes, dark
+
+
+def _nondigit(rng: np.random.Generator, family: str) -> tuple[Image.Image, bool | None]:
+    """Something that is not a digit, drawn or spoilt the same ways as the digits."""
+    ink = sample(rng, family)
+    if rng.random() < 0.3:
+        side = int(rng.integers(56, 280))
+        ink = np.asarray(Image.fromarray(ink, "F").resize((side, side), Image.Resampling.BILINEAR))
+        style = STYLES[int(rng.integers(len(STYLES)))]
+        return render(rng, ink, style), {"canvas": False, "canvas_rgba": None, "paper": True}.get(style, False)
+    if rng.random() < 0.5:
+        ink, _ = random_degradation(rng, ink, most=2)
+    dark = bool(rng.random() < 0.5)
+    return (to_photo(rng, ink, invert=dark), dark) if rng.random() < 0.6 else (as_image(ink), False)
+
+
+def _inside(box, centre_of) -> bool:
+    x0, y0, x1, y1 = box
+    cx, cy = centre_of
+    return x0 <= cx <= x1 and y0 <= cy <= y1
+
+
+def _views_chunk(job: tuple[str, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kind, seed, digits, labels) -> every candidate view of each spoilt picture, its label and picture index.
+
+    Views in the polarity the picture really has get its label; views in the other polarity show a hole
+    where the digit is and are labelled "not a digit". Several digits count only where a view holds two.
+    """
+    kind, seed, digits, labels = job
+    rng = np.random.default_rng(seed)
+    xs, ys, group = [], [], []
+
+    def add(image, dark, label_of) -> None:
+        with contextlib.suppress(NoDigitFound):
+            for view in candidate_views(image):
+                label = label_of(view) if view.dark in (None, dark) or dark is None else NOT_A_DIGIT
+                if label is not None:
+                    xs.append(view.model_input)
+                    ys.append(label)
+                    group.append(i)
+
+    for i in range(len(labels)):
+        if kind == "digits":
+            image, dark = _spoil(rng, digits[i])
+            add(image, dark, lambda view, i=i: int(labels[i]))
+        elif kind == "several":
+            image, boxes, dark = _several(rng, digits[i])
+            centres = [((a + c) / 2, (b + d) / 2) for a, b, c, d in boxes]
+            add(
+                image,
+                dark,
+                lambda view, c=centres: SEVERAL_DIGITS if sum(_inside(view.box, x) for x in c) > 1 else None,
+            )
+        else:
+            image, dark = _nondigit(rng, TRAINED[int(labels[i]) % len(TRAINED)])
+            add(image, dark, lambda view: NOT_A_DIGIT)
+    empty = np.zeros((0, 28, 28), np.uint8)
+    return (np.stack(xs) if xs else empty), np.asarray(ys, np.int64), np.asarray(group, np.int64)
+
+
+def spoilt_views(kind: str, digits: np.ndarray, labels: np.ndarray, seed: int, workers: int = 2):
+    """Pictures made from MNIST digits (see _views_chunk) -> (uint8 views (M, 28, 28), labels (M,), picture (M,)).
+
+    kind: "digits" (one spoilt picture per digit), "several" (digits[i] holds 2-3 digits for one picture),
+    "nondigits" (labels[i] only picks a family). ~10 ms a picture, so it runs in worker processes.
+    """
+    shard = 500
+    starts = range(0, len(labels), shard)
+    jobs = [(kind, seed * 100_003 + k, digits[i : i + shard], labels[i : i + shard]) for k, i in enumerate(starts)]
+    xs, ys, gs, done, started = [], [], [], 0, time.time()
     with Pool(workers) as pool:
-        for chunk in pool.imap(_render_back_chunk, jobs):
-            out.append(chunk)
-            done += len(chunk)
+        for offset, (x, y, g) in zip(range(0, len(labels), shard), pool.imap(_views_chunk, jobs), strict=True):
+            xs.append(x)
+            ys.append(y)
+            gs.append(g + offset)
+            done += min(shard, len(labels) - offset)
             print(
-                f"\rrendered back {done:,}/{len(images):,} {time.time() - started:.0f}s",
+                f"\r{kind}: {done:,}/{len(labels):,} pictures {time.time() - started:.0f}s",
                 end="",
                 file=sys.stderr,
                 flush=True,
             )
     print(file=sys.stderr)
-    return torch.from_numpy(np.concatenate(out)) if out else images.clone()
+    return (
+        torch.from_numpy(np.concatenate(xs)),
+        torch.from_numpy(np.concatenate(ys)),
+        torch.from_numpy(np.concatenate(gs)),
+    )
 
 
 def validation_split(count: int, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,27 +240,65 @@ def train_epoch(net, images, labels, optimizer, scheduler, generator, batch_size
     return total_loss / seen, correct / seen
 
 
+def _cache_key(*args) -> str:
+    """A hash of the code that makes training pictures and of the arguments that choose them."""
+    digest = hashlib.sha256(repr(args).encode())
+    for module in ("train.py", "degrade.py", "nondigits.py", "preprocess.py", "synth.py"):
+        digest.update((ROOT / "mnist" / module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def calibrate(net: Net, views: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, clean: torch.Tensor) -> dict:
+    """Set the network's temperature and unsure threshold on validation data (never the test set).
+
+    The temperature minimises the log-loss of all validation views. The threshold is the highest that still
+    leaves 98.5% of validation digits drawn or photographed the everyday ways (`clean`, one view each) read as
+    sure digits: below it, a reading is reported as unsure.
+    """
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(normalise(chunk)) for chunk in views.split(2000)])
+        clean_logits = torch.cat([net(normalise(chunk)) for chunk in clean.split(2000)])
+    t = torch.zeros((), requires_grad=True)  # log temperature
+    optimizer = torch.optim.LBFGS([t], lr=0.1, max_iter=100)
+
+    def loss():
+        optimizer.zero_grad()
+        value = F.cross_entropy(logits / t.exp(), labels)
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    temperature = float(t.exp())
+    net.temperature.fill_(temperature)
+    probs = F.softmax(clean_logits / temperature, dim=1)
+    digits = probs[:, :10] / probs[:, :10].sum(1, keepdim=True)
+    threshold = float(torch.quantile(digits.max(1).values, 0.015))
+    net.unsure_below.fill_(threshold)
+    return {"temperature": round(temperature, 4), "unsure_below": round(threshold, 4)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data-dir", default=None, help="directory with the four MNIST .gz files (default: MNIST_DATA_DIR)"
     )
-    parser.add_argument("--epochs", type=int, default=20, help="passes over MNIST and its rendered copies")
+    parser.add_argument("--epochs", type=int, default=12, help="passes over MNIST and the spoilt views")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke tests)")
-    parser.add_argument(
-        "--render-back",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on each digit rendered in a user style and preprocessed back (default: on)",
-    )
+    parser.add_argument("--non-digits", type=int, default=16000, help="pictures of things that are not digits")
+    parser.add_argument("--several", type=int, default=9000, help="pictures of two or three digits")
+    parser.add_argument("--workers", type=int, default=2, help="processes that make the spoilt views")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default=str(WEIGHTS_PATH))
     parser.add_argument("--card", default=str(MODEL_CARD_PATH))
     args = parser.parse_args(argv)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -183,12 +311,38 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Validation is carved out of the training set; the test set is only reported, never used to choose.
     val_index, train_index = validation_split(len(images), args.validation, args.seed)
+    scale = 1.0
     if args.limit:
+        scale = args.limit / len(train_index)
         train_index = train_index[: args.limit]
     train_x, train_y = images[train_index], labels[train_index]
     val_x, val_y = images[val_index], labels[val_index]
-    rendered = render_back(train_x, args.seed) if args.render_back else train_x[:0]
-    fit_x, fit_y = torch.cat([train_x, rendered]), torch.cat([train_y, train_y[: len(rendered)]])
+    started = time.time()
+
+    def views_of(x, y, seed, nondigits, several):
+        groups = np.random.default_rng(seed).integers(0, len(x), size=(several, 3))
+        return [
+            spoilt_views("digits", x.numpy(), y.numpy(), seed, args.workers),
+            spoilt_views("nondigits", x.numpy()[:0], np.arange(nondigits), seed + 1, args.workers),
+            spoilt_views("several", x.numpy()[groups], np.zeros(several, np.int64), seed + 2, args.workers),
+        ]
+
+    # The spoilt views take longer to make than an epoch: kept in data/train_cache/, keyed by everything that
+    # makes them (the code and the arguments), so a rerun with other training settings starts at once.
+    key = _cache_key(args.seed, args.limit, args.validation, args.non_digits, args.several)
+    cache = ROOT / "data" / "train_cache" / f"views-{key}.pt"
+    if cache.exists():
+        fit_sets, val_sets, everyday = torch.load(cache, weights_only=True)
+    else:
+        fit_sets = views_of(train_x, train_y, args.seed, round(args.non_digits * scale), round(args.several * scale))
+        val_sets = views_of(val_x, val_y, args.seed + 7919, args.non_digits // 10, args.several // 10)
+        # Everyday pictures of validation digits, one view each, for choosing the unsure threshold.
+        everyday = spoilt_views("digits", val_x[:2000].numpy(), val_y[:2000].numpy(), args.seed + 104_729, args.workers)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save((fit_sets, val_sets, everyday), cache)
+    rendering_seconds = time.time() - started
+    fit_x = torch.cat([train_x] + [v for v, _, _ in fit_sets])
+    fit_y = torch.cat([train_y] + [y for _, y, _ in fit_sets])
 
     net = Net().to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
@@ -197,49 +351,74 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2
     )
 
-    started = time.time()
     history = []
+    val_views, val_labels = torch.cat([v for v, _, _ in val_sets]), torch.cat([y for _, y, _ in val_sets])
     for epoch in range(1, args.epochs + 1):
         loss, train_acc = train_epoch(
             net, fit_x, fit_y, optimizer, scheduler, generator, args.batch_size, epoch, args.epochs
         )
         val_acc = scores(predict_labels(net, val_x), val_y)["accuracy"] if len(val_x) else float("nan")
+        net.eval()
+        with torch.inference_mode():
+            read = torch.cat([net(normalise(c)).argmax(1) for c in val_views.split(2000)])
+        view_acc = float((read == val_labels).float().mean())
         history.append(
-            {"epoch": epoch, "loss": round(loss, 5), "train_accuracy": round(train_acc, 5), "val_accuracy": val_acc}
+            {
+                "epoch": epoch,
+                "loss": round(loss, 5),
+                "train_accuracy": round(train_acc, 5),
+                "val_accuracy": val_acc,
+                "val_views_accuracy": round(view_acc, 5),
+            }
         )
-        print(f"epoch {epoch}: loss {loss:.4f} train {train_acc:.4f} validation {val_acc:.4f}", file=sys.stderr)
+        print(
+            f"epoch {epoch}: loss {loss:.4f} train {train_acc:.4f} validation {val_acc:.4f} views {view_acc:.4f}",
+            file=sys.stderr,
+        )
     training_seconds = time.time() - started
 
     net = net.to(memory_format=torch.contiguous_format)
+    first = torch.ones(len(everyday[2]), dtype=torch.bool)
+    first[1:] = everyday[2][1:] != everyday[2][:-1]
+    calibration = calibrate(net, val_views, val_labels, torch.zeros(0), everyday[0][first & (everyday[1] < 10)])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
     test = scores(predict_labels(net, test_images), test_labels)
     card = {
-        "model_version": hashlib.sha256(out.read_bytes()).hexdigest()[:12],
+        "model_version": model_version_of(out),
         "architecture": str(net),
         "parameters": sum(p.numel() for p in net.parameters()),
         "weights_bytes": out.stat().st_size,
         "input": "28x28 uint8, white ink on black, digit scaled to 20 px and centred by mass (MNIST style)",
+        "classes": "0-9 the digits, 10 not a digit, 11 several digits",
         "training": {
-            "data": "MNIST training set (LeCun, Cortes, Burges; CC BY-SA 3.0)",
+            "data": "MNIST training set (LeCun, Cortes, Burges; CC BY-SA 3.0), and pictures made from it by "
+            "mnist.synth, mnist.degrade and mnist.nondigits (no other data)",
             "data_md5": md5s,
             "train_images": len(train_x),
-            "rendered_copies": len(rendered),
+            "rendered_copies": len(train_x),
+            "views": {
+                "digits": len(fit_sets[0][1]),
+                "not_a_digit": int(sum(int((y == NOT_A_DIGIT).sum()) for _, y, _ in fit_sets)),
+                "several_digits": len(fit_sets[2][1]),
+                "non_digit_pictures": round(args.non_digits * scale),
+                "several_digit_pictures": round(args.several * scale),
+            },
             "validation_images": len(val_x),
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "optimizer": f"AdamW (weight decay 5e-4), one-cycle LR peak {args.lr}",
-            "augmentation": "rotation +-15 deg, scale 0.85-1.15, aspect +-10%, shear +-0.2, shift +-2.5 px; "
-            "15% dilated (thicker strokes), 15% eroded (thinner)"
-            + (
-                "; plus one copy of each image drawn by mnist.synth (canvas, transparent, paper or JPEG photo, "
-                "random size and slant) and preprocessed back"
-                if len(rendered)
-                else ""
-            ),
+            "augmentation": "every batch: rotation +-15 deg, scale 0.85-1.15, aspect +-10%, shear +-0.2, shift "
+            "+-2.5 px; 15% dilated, 15% eroded. Besides the MNIST images, one picture per training digit, "
+            "either drawn by mnist.synth (canvas, transparent, paper or JPEG photo) or spoilt by 1-3 mnist.degrade "
+            "families at random severities in either polarity, and every candidate view the front end makes of "
+            "it (views in the wrong polarity labelled not a digit); letters, scribbles, shapes and textures "
+            "(mnist.nondigits; fonts held out) as not a digit; 2-3 digits side by side as several digits",
+            "calibration": calibration,
             "seed": args.seed,
             "seconds": round(training_seconds, 1),
+            "rendering_seconds": round(rendering_seconds, 1),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
             "history": history,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -57,7 +57,20 @@ def card_section(card: dict) -> None:
                 f"- **Trained on** {views.plain(training.get('data', '?'))}: "
                 f"{training.get('train_images', 0):,} training and {training.get('validation_images', 0):,} "
                 "validation images"
-                + (f", plus {training['rendered_copies']:,} redrawn copies" if training.get("rendered_copies") else ""),
+                + (f", plus {training['rendered_copies']:,} redrawn copies" if training.get("rendered_copies") else "")
+                + (
+                    f"; {training['views']['non_digit_pictures']:,} pictures of things that are not digits and "
+                    f"{training['views']['several_digit_pictures']:,} of several digits"
+                    if training.get("views")
+                    else ""
+                ),
+                (
+                    f"- **Verdict** below {training['calibration']['unsure_below']:.0%} confidence a digit is "
+                    f"reported as unsure; probabilities calibrated with temperature "
+                    f"{training['calibration']['temperature']:.2f} (both chosen on validation data)"
+                    if training.get("calibration")
+                    else ""
+                ),
                 f"- **Schedule** {training.get('epochs', '?')} epochs, batch {training.get('batch_size', '?')}, "
                 f"{views.plain(training.get('optimizer', '?'))}",
                 f"- **Augmentation** {views.plain(training.get('augmentation', '?'))}",

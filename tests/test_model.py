@@ -16,6 +16,7 @@ import mnist
 from mnist.config import MODEL_CARD_PATH, WEIGHTS_PATH
 from mnist.data import load_split
 from mnist.evaluate import predict_labels, scores
+from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS
 from mnist.predict import Predictor, get_predictor
 from tests.number_gen import full_data_dir
 from tests.redraw import DATA as SAMPLE_DIR
@@ -126,18 +127,30 @@ def test_make_evaluate_reports_the_weights_it_is_given(tmp_path: Path, capsys):
     assert f"({result['errors']} errors in 1000)" in capsys.readouterr().out
 
 
-def test_render_back_redraws_each_digit_as_the_app_would_see_it():
-    from mnist.train import render_back
+def test_spoilt_views_are_seeded_and_label_the_wrong_polarity_not_a_digit():
+    from mnist.train import spoilt_views
 
-    images, labels = torch.from_numpy(IMAGES[:200].copy()), torch.from_numpy(LABELS[:200])
-    rendered = render_back(images, seed=3, workers=1)
-    assert rendered.shape == images.shape and rendered.dtype == torch.uint8
-    changed = (rendered.int() - images.int()).abs().amax(dim=(1, 2)) > 0
-    assert changed.float().mean() > 0.95  # redrawn and preprocessed, not copied
-    assert torch.equal(rendered, render_back(images, seed=3, workers=1))  # seeded: training is repeatable
-    assert not torch.equal(rendered, render_back(images, seed=4, workers=1))
-    # Still the same digits: the shipped classifier reads the redrawn copies as well as real drawings.
-    assert scores(predict_labels(get_predictor().net, rendered), labels)["accuracy"] >= 0.97
+    digits, labels = IMAGES[:120].copy(), LABELS[:120].copy()
+    views, view_labels, picture = spoilt_views("digits", digits, labels, seed=3, workers=1)
+    assert views.dtype == torch.uint8 and views.shape[1:] == (28, 28) and len(views) == len(view_labels)
+    again = spoilt_views("digits", digits, labels, seed=3, workers=1)
+    assert torch.equal(views, again[0]) and torch.equal(view_labels, again[1])  # seeded: training is repeatable
+    assert not torch.equal(views[:50], spoilt_views("digits", digits, labels, seed=4, workers=1)[0][:50])
+    # Every picture gives a view of its own digit; views in the other polarity are "not a digit".
+    is_digit = view_labels < 10
+    assert set(picture[is_digit].tolist()) == set(range(120))
+    assert torch.equal(view_labels[is_digit], torch.from_numpy(labels)[picture[is_digit]])
+    assert 0 < int((view_labels == NOT_A_DIGIT).sum()) < len(view_labels) // 2
+
+
+def test_several_digit_views_hold_two_digits_and_non_digits_are_labelled_so():
+    from mnist.train import spoilt_views
+
+    groups = np.random.default_rng(0).integers(0, 1000, size=(30, 3))
+    _, several, picture = spoilt_views("several", IMAGES[groups], np.zeros(30, np.int64), seed=5, workers=1)
+    assert set(several.tolist()) <= {NOT_A_DIGIT, SEVERAL_DIGITS} and len(set(picture.tolist())) >= 25
+    _, other, _ = spoilt_views("nondigits", IMAGES[:0], np.arange(40), seed=6, workers=1)
+    assert len(other) >= 40 and set(other.tolist()) == {NOT_A_DIGIT}
 
 
 @pytest.mark.slow
@@ -151,7 +164,12 @@ def test_training_smoke_run_beats_chance(tmp_path: Path):
     out, card_path = tmp_path / "w.pt", tmp_path / "card.json"
     # Batch 32: 63 optimiser steps in the one epoch (the default 128 gives only 16).
     args = ["--epochs", "1", "--limit", "2000", "--validation", "500", "--batch-size", "32"]
+    args += ["--non-digits", "300", "--several", "100"]
     card = train.main([*args, "--data-dir", str(data_dir), "--out", str(out), "--card", str(card_path)])
     assert out.exists() and json.loads(card_path.read_text())["test"]["accuracy"] == card["test"]["accuracy"]
     assert card["test"]["accuracy"] > 0.5  # chance is 0.1
     assert card["training"]["train_images"] == card["training"]["rendered_copies"] == 2000
+    calibration = card["training"]["calibration"]
+    assert calibration["temperature"] > 0 and 0 < calibration["unsure_below"] < 1
+    saved = torch.load(out, map_location="cpu", weights_only=True)
+    assert float(saved["unsure_below"]) == pytest.approx(calibration["unsure_below"], abs=1e-4)

@@ -64,8 +64,18 @@ def input_thumbnail(model_input: np.ndarray, scale: int = 3) -> str:
 
 
 def verdict(prediction: Prediction) -> None:
-    """Say plainly when the model is unsure."""
-    if prediction.confidence < LOW_CONFIDENCE:
+    """Say plainly when the picture is not one digit, or the model is unsure of it."""
+    if prediction.verdict == "not_a_digit":
+        st.warning(
+            f"This doesn't look like a digit (if it were one, the best guess would be **{prediction.digit}**).",
+            icon=":material/block:",
+        )
+    elif prediction.verdict == "several_digits":
+        st.info(
+            "This looks like several digits: read it as a whole number to get each of them.",
+            icon=":material/pin:",
+        )
+    elif prediction.verdict == "unsure" or prediction.confidence < LOW_CONFIDENCE:
         st.warning(
             f"Not sure: the best guess is **{prediction.digit}** at only {prediction.confidence:.0%}. "
             "Try a larger, centred digit with a clear shape.",

@@ -1,0 +1,107 @@
+"""The engine on what people really hand in: spoilt digits, frame-filling crops, and pictures that are not one digit.
+
+Each committed example in tests/data/engine/ is one the engine before the verdict (model feea1c8f16b7 and its
+hand-tuned front end) got wrong: read as the wrong digit, refused as blank, or read as a sure digit although it
+is a letter, a scribble, an object or two digits. tests/data/engine/README.md says how they were made.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mnist
+from mnist.degrade import FAMILIES, SEVERITIES, as_image, degrade, random_degradation, to_photo
+from mnist.errors import NoDigitFound
+from mnist.nondigits import FAMILIES as NON_DIGIT_FAMILIES
+from mnist.nondigits import sample
+from mnist.predict import get_predictor, verdict
+from mnist.preprocess import candidate_views
+from tests.redraw import load_sample
+
+EXAMPLES = Path(__file__).resolve().parent / "data" / "engine"
+EXPECTED = json.loads((EXAMPLES / "expected.json").read_text())
+IMAGES, LABELS = load_sample()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if isinstance(e, int)))
+def test_spoilt_digit_is_read_right(name: str) -> None:
+    prediction = mnist.predict(EXAMPLES / name)
+    assert prediction.digit == EXPECTED[name]
+    assert prediction.verdict in ("digit", "unsure")
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if isinstance(e, str)))
+def test_picture_that_is_not_one_digit_says_so(name: str) -> None:
+    assert mnist.predict(EXAMPLES / name).verdict == EXPECTED[name]
+
+
+def test_every_degradation_family_is_seeded_and_keeps_a_picture() -> None:
+    digit = IMAGES[0] / 255.0
+    for family in FAMILIES:
+        for severity in SEVERITIES:
+            a = degrade(np.random.default_rng([family.__hash__() % 1000, severity]), digit, family, severity)
+            b = degrade(np.random.default_rng([family.__hash__() % 1000, severity]), digit, family, severity)
+            assert np.array_equal(a, b), family
+            assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1 and a.max() > 0, family
+    combined, names = random_degradation(np.random.default_rng(3), digit)
+    assert 1 <= len(names) <= 3 and combined.ndim == 2
+
+
+def test_non_digit_families_draw_something_different_each_time() -> None:
+    rng = np.random.default_rng(4)
+    for family in NON_DIGIT_FAMILIES:
+        a, b = sample(rng, family), sample(rng, family)
+        assert a.shape == (28, 28) and a.max() > 0.5 and not np.array_equal(a, b), family
+
+
+def test_a_picture_with_real_contrast_is_never_answered_blank() -> None:
+    # Ink on every edge and no paper anywhere: the border-based rules found no digit here.
+    rng = np.random.default_rng(5)
+    for i in range(12):
+        image = to_photo(rng, degrade(rng, IMAGES[i] / 255.0, "frame_fill", 3), invert=bool(i % 2))
+        assert mnist.predict(image).digit in range(10)
+
+
+def test_a_blank_canvas_is_still_refused() -> None:
+    with pytest.raises(NoDigitFound):
+        mnist.predict(np.zeros((280, 280), np.uint8))
+    with pytest.raises(NoDigitFound):
+        mnist.predict(Image.new("RGB", (64, 64), (200, 200, 200)))
+
+
+def test_a_canvas_drawing_is_one_view_and_one_forward_pass() -> None:
+    canvas = np.zeros((280, 280), np.uint8)
+    canvas[60:220, 130:150] = 255  # a plain 1
+    assert len(candidate_views(canvas)) == 1  # sure polarity, nothing left out: nothing to choose
+    assert mnist.predict(canvas).digit == 1
+
+
+def test_an_uncertain_picture_gets_both_polarities_in_one_batch() -> None:
+    image = to_photo(np.random.default_rng(6), degrade(np.random.default_rng(6), IMAGES[1] / 255.0, "fog", 3))
+    views = candidate_views(image)
+    assert {v.dark for v in views} == {True, False}
+    calls = []
+    handle = get_predictor().net.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    try:
+        mnist.predict(image)
+    finally:
+        handle.remove()
+    assert calls == [len(views)]
+
+
+def test_verdict_takes_the_group_with_most_probability_and_the_threshold() -> None:
+    assert verdict(0.8, 0.1, 0.1, 0.99, 0.5) == "digit"
+    assert verdict(0.8, 0.1, 0.1, 0.4, 0.5) == "unsure"
+    assert verdict(0.3, 0.6, 0.1, 0.99, 0.5) == "not_a_digit"
+    assert verdict(0.3, 0.2, 0.5, 0.99, 0.5) == "several_digits"
+
+
+def test_the_shipped_unsure_threshold_was_chosen_on_validation_data() -> None:
+    card = json.loads((Path(mnist.__file__).parent.parent / "weights" / "model_card.json").read_text())
+    assert get_predictor().unsure_below == pytest.approx(card["training"]["calibration"]["unsure_below"], abs=1e-4)
+    assert 0.3 < get_predictor().unsure_below < 0.99
