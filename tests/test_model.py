@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-import mnist
 from mnist.config import MODEL_CARD_PATH, WEIGHTS_PATH
 from mnist.data import load_split
 from mnist.evaluate import predict_labels, scores
-from mnist.predict import Predictor, get_predictor
+from mnist.predict import Prediction, Predictor, get_predictor, predict, predict_batch
 from tests.number_gen import full_data_dir
 from tests.redraw import DATA as SAMPLE_DIR
 from tests.redraw import load_sample, place, strokes
@@ -30,7 +29,7 @@ def test_weights_reach_99_5_percent_on_the_committed_sample():
 
 
 def test_preprocessing_a_genuine_mnist_digit_does_not_hurt():
-    predictions = mnist.predict_batch(list(IMAGES))
+    predictions = predict_batch(list(IMAGES))
     accuracy = np.mean([p.digit == label for p, label in zip(predictions, LABELS, strict=True)])
     assert accuracy >= 0.995
 
@@ -52,8 +51,8 @@ def _canvas(index: int) -> np.ndarray:
 
 
 def test_prediction_fields():
-    p = mnist.predict(_canvas(0))
-    assert isinstance(p, mnist.Prediction)
+    p = predict(_canvas(0))
+    assert isinstance(p, Prediction)
     assert p.digit == int(LABELS[0]) and isinstance(p.digit, int)
     assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
     assert all(0.0 <= v <= 1.0 for v in p.probabilities)
@@ -69,31 +68,31 @@ def test_predict_batch_is_one_forward_pass_consistent_with_predict():
     calls = []
     handle = get_predictor().net.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     try:
-        batch = mnist.predict_batch(images)
+        batch = predict_batch(images)
     finally:
         handle.remove()
     assert calls == [6]
     for image, b in zip(images, batch, strict=True):
-        single = mnist.predict(image)
+        single = predict(image)
         assert single.digit == b.digit
         assert np.allclose(single.probabilities, b.probabilities, atol=1e-5)
         assert np.array_equal(single.model_input, b.model_input)
 
 
 def test_predict_batch_of_nothing_is_empty():
-    assert mnist.predict_batch([]) == []
+    assert predict_batch([]) == []
 
 
 def test_predictions_are_thread_safe():
     images = [_canvas(i) for i in range(16)]
-    expected = [p.digit for p in mnist.predict_batch(images)]
+    expected = [p.digit for p in predict_batch(images)]
     results: dict[int, list[int]] = {}
     errors: list[BaseException] = []
 
     def work(worker: int) -> None:
         try:
             order = np.random.default_rng(worker).permutation(len(images))
-            got = {int(i): mnist.predict(images[i]).digit for i in order}
+            got = {int(i): predict(images[i]).digit for i in order}
             results[worker] = [got[i] for i in range(len(images))]
         except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
             errors.append(exc)
