@@ -18,16 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
+from tests.support.sample import as_mnist_test_dir
 from ui.views import TABLE
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 950}
 DRAWS = 7  # release-to-prediction samples
@@ -160,10 +160,7 @@ def browser(playwright) -> Iterator:
 def app_url(browser, tmp_path_factory) -> Iterator[str]:
     """`make run` (its own command line, HOST/PORT overridden) on a free port with an empty SQLite history."""
     work = tmp_path_factory.mktemp("e2e")
-    mnist_dir = work / "mnist"  # the 1,000-image test subset under the names load_split expects
-    mnist_dir.mkdir()
-    (mnist_dir / "t10k-images-idx3-ubyte.gz").symlink_to(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    (mnist_dir / "t10k-labels-idx1-ubyte.gz").symlink_to(DATA / "t10k-1000-labels-idx1-ubyte.gz")
+    mnist_dir = as_mnist_test_dir(work / "mnist")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'history.sqlite3'}", "MNIST_DATA_DIR": str(mnist_dir)}

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
+
+from tests.support.api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
 
 ROOT = Path(__file__).resolve().parent.parent
 # The benchmark and this test start the server with the same code: load it from its file.

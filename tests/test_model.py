@@ -17,10 +17,10 @@ from mnist.data import load_split
 from mnist.evaluate import predict_labels, scores
 from mnist.predict import Prediction, Predictor, get_predictor, predict, predict_batch
 from tests.number_gen import full_data_dir
-from tests.redraw import DATA as SAMPLE_DIR
-from tests.redraw import load_sample, place, strokes
+from tests.redraw import place, strokes
+from tests.support.sample import as_mnist_test_dir, mnist_sample
 
-IMAGES, LABELS = load_sample()
+IMAGES, LABELS = mnist_sample()
 
 
 def test_weights_reach_99_5_percent_on_the_committed_sample():
@@ -115,10 +115,7 @@ def test_weights_load_as_a_plain_state_dict():
 def test_make_evaluate_reports_the_weights_it_is_given(tmp_path: Path, capsys):
     from mnist import evaluate
 
-    data = tmp_path / "mnist"  # load_split wants the original names: the committed 1,000-image sample
-    data.mkdir()
-    for kind in ("images-idx3", "labels-idx1"):
-        (data / f"t10k-{kind}-ubyte.gz").symlink_to(SAMPLE_DIR / f"t10k-1000-{kind}-ubyte.gz")
+    data = as_mnist_test_dir(tmp_path / "mnist")
     result = evaluate.main(["--data-dir", str(data), "--weights", str(WEIGHTS_PATH)])
     expected = scores(predict_labels(get_predictor().net, torch.from_numpy(IMAGES.copy())), torch.from_numpy(LABELS))
     assert result == expected and result["count"] == 1000
