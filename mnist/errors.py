@@ -29,6 +29,10 @@ class TooManyDigits(EngineError):
     """A number reading found more digits than we read in one go."""
 
 
+class InvalidDataset(EngineError):
+    """An MNIST file that is not what it says: not IDX, truncated, or not the published bytes."""
+
+
 class StoreUnavailable(EngineError):
     """The history database cannot be reached; the prediction itself still stands."""
 

@@ -2,7 +2,8 @@
 
 Also measures what a person feels (printed, not asserted): the time from `make run` to a usable
 Draw page, a warm first paint, and the time from releasing the mouse to the prediction on screen.
-Saves a screenshot of each page (and of the Draw page reading a number) to docs/screenshots/.
+Saves a screenshot of each page (and of the Draw page reading a number) to a temporary folder, or to
+SCREENSHOT_DIR when set: `make screenshots` refreshes the committed ones in docs/screenshots/ that way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +30,8 @@ from ui.views import TABLE
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Never the committed docs/screenshots by default: `make test` must leave the tree as it found it.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "mnist-screenshots")
 VIEWPORT = {"width": 1400, "height": 950}
 DRAWS = 7  # release-to-prediction samples
 # "17" on the 900x280 Number canvas: a 1 in one stroke, a clear gap, then a 7 (bar and diagonal).
@@ -210,11 +213,12 @@ def test_first_paint_of_the_draw_page(browser, app_url):
         tab = context.new_page()
         started = time.perf_counter()
         tab.goto(app_url)
-        tab.locator("canvas.upper-canvas").wait_for(timeout=60_000)
+        canvas = tab.locator("canvas.upper-canvas")
+        canvas.wait_for(timeout=60_000)
         times.append(time.perf_counter() - started)
+        assert canvas.bounding_box()["width"] == 320  # each new session opens on the Draw page's canvas
         context.close()
     print(f"\n[e2e] warm first paint of Draw (canvas on screen): {', '.join(f'{t * 1000:.0f}' for t in times)} ms")
-    assert len(times) == 3
 
 
 def test_draw_save_upload_history_relabel(page, app_url, tmp_path):

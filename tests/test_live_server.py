@@ -105,5 +105,7 @@ def test_make_run_serves_dashboard_and_api_on_one_port(tmp_path: Path) -> None:
             started = time.monotonic()
     finally:
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    assert time.monotonic() - started < 30, "the server took too long to stop"
+    # A liveness bound, not a speed figure: a server that ignored SIGTERM or hung in shutdown would never
+    # stop; a healthy one stops in a few seconds. 60 s tells the two apart on a busy 2-core machine.
+    assert time.monotonic() - started < 60, "the server did not stop after SIGTERM"
     assert "Traceback" not in log, log[-4000:]
