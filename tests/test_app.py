@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from mnist.config import MODEL_CARD_PATH, READER_CARD_PATH
 from mnist.predict import predict
 from mnist.service import read_number_and_save
-from mnist.store import Filters, Store
+from mnist.store import Filters, Store, StoreProvider
 from tests.support.api import number_png
 from tests.support.sample import as_mnist_test_dir, first_of
 
@@ -528,6 +528,26 @@ def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
     reader = json.loads(READER_CARD_PATH.read_text())["validation"]
     assert metrics["Touching"] == f"{reader['touching']:.1%}"
     assert metrics["Digits apart"] == f"{reader['separated']:.1%}"
+
+
+def test_dashboard_recovers_when_the_database_comes_back_without_a_restart(monkeypatch, tmp_path):
+    blocker = tmp_path / "db"
+    blocker.write_text("a file where the database directory should be")
+    monkeypatch.setattr(StoreProvider, "RETRY_SECONDS", 0.0)  # ask again at once instead of after a pause
+    monkeypatch.setattr(StoreProvider, "STATUS_SECONDS", 0.0)
+    at = open_app(monkeypatch, f"sqlite:///{blocker / 'history.sqlite3'}")
+    assert "not reachable" in texts(at.sidebar.warning)
+    draw(at, digit_png(5))
+    at.button(key="save").click().run()
+    assert "not saved" in texts(at.warning)
+
+    blocker.unlink()
+    blocker.mkdir()  # the database is back; the same process, the same session
+    at.run()
+    assert "reachable" in texts(at.sidebar.markdown) and not texts(at.sidebar.warning)
+    at.button(key="save").click().run()
+    assert [r.digit for r in saved(current_url())] == [5]
+    assert "Was this right?" in texts(at.success)
 
 
 def test_every_page_shows_model_and_database_in_the_sidebar(monkeypatch):
