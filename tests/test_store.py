@@ -22,7 +22,16 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 
 from mnist.errors import RecordNotFound, StoreUnavailable
-from mnist.store import CSV_COLUMNS, SOURCES, Filters, PredictionRow, Store, sanitize_filename
+from mnist.store import (
+    CSV_COLUMNS,
+    SOURCES,
+    Filters,
+    PredictionRow,
+    Store,
+    StoreProvider,
+    sanitize_filename,
+    shared_provider,
+)
 from tests.support.history import BASE, EVERY_FILTER, expected_ids, fake, seed_known, set_created_at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -601,6 +610,17 @@ def test_store_module_needs_neither_torch_nor_pickle() -> None:
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
     assert not {m for m in imported if m.split(".")[0] in {"torch", "pickle", "streamlit"} or m == "mnist.predict"}
+
+
+def test_one_provider_per_url_and_a_malformed_url_turns_the_history_off(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    assert shared_provider(url) is shared_provider(url)  # the API and the dashboard get the same one
+    assert shared_provider(url).get().page().total == 0  # migrated on first use
+    bad = StoreProvider(url="postgres ql://user:s3cret@db/history")
+    assert bad.store() is None and bad.get_or_none() is None and bad.ready() is False
+    with pytest.raises(StoreUnavailable) as caught:
+        bad.get()
+    assert "s3cret" not in str(caught.value) and "history is off" in str(caught.value)
 
 
 def test_light_engine_modules_import_without_torch() -> None:
