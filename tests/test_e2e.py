@@ -27,7 +27,8 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SEVEN, mnist_digit, p
 from tests.support.sample import as_mnist_test_dir
 from ui.views import TABLE
 
-pytestmark = pytest.mark.e2e
+# A browser and a `make run` server per module: together, each test here takes over 10 s.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Never the committed docs/screenshots by default: `make test` must leave the tree as it found it.
