@@ -9,7 +9,7 @@ PORT ?= 8501
 TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 export TEST_DATABASE_URL
 
-.PHONY: run test lint format benchmark train train-reader evaluate browser clean nginx proxy
+.PHONY: run test test-fast screenshots lint format benchmark train train-reader evaluate browser clean nginx proxy
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
-# server.py is an st.App: the dashboard (app.py) and the JSON API (mnist/api.py) on one port.
+# server.py is an st.App: the dashboard (app.py) and the JSON API (mnist/api/) on one port.
 run: $(VENV)/.runtime
 	$(PY) -m streamlit run server.py --server.address $(HOST) --server.port $(PORT)
 
@@ -50,8 +50,17 @@ proxy: nginx
 	$(PYTHON) deploy/render_nginx.py --listen $(HOST):$(PROXY_PORT) $(addprefix --upstream ,$(UPSTREAMS)) --prefix $(PROXY_DIR)
 	PATH="$$PATH:/usr/sbin" nginx -p $(PROXY_DIR) -c nginx.conf -e $(PROXY_DIR)/error.log -g 'daemon off;'
 
+# Everything (README says how long it takes). Screenshots go to a temporary folder: the tree stays clean.
 test: $(VENV)/.dev browser nginx
 	$(PY) -m pytest
+
+# The edit loop: everything but the browser tests (Chromium) and the scale-out test (nginx).
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not e2e"
+
+# Refresh the committed screenshots in docs/screenshots/ on purpose (the browser tests take them).
+screenshots: $(VENV)/.dev browser
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_e2e.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

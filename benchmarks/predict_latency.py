@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from mnist.errors import InvalidImage, NoDigitFound  # noqa: E402
 from mnist.predict import get_predictor, predict, predict_batch  # noqa: E402
 from mnist.preprocess import load_image, preprocess  # noqa: E402
-from tests.redraw import load_sample, redraw  # noqa: E402
+from tests.redraw import redraw  # noqa: E402
+from tests.support.sample import mnist_sample  # noqa: E402
 
 BATCH = 256
 ACCURACY_VARIANTS = ("black_on_white", "white_on_transparent", "photo_uneven", "thin_pen", "tiny_corner", "ruled_lines")
@@ -99,7 +100,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    images, labels = load_sample()
+    images, labels = mnist_sample()
     predictor = get_predictor()
     canvas = redraw("white_on_transparent", images[0], 0, 0)  # (280, 280, 4) uint8, as the canvas sends it
     digit28 = images[1]

@@ -37,7 +37,8 @@ from mnist.nondigits import TRAINED, sample  # noqa: E402
 from mnist.predict import Prediction, get_predictor  # noqa: E402
 from mnist.preprocess import candidate_views  # noqa: E402
 from mnist.synth import LAYOUTS, STYLES, render  # noqa: E402
-from tests.redraw import VARIANTS, load_sample, redraw  # noqa: E402
+from tests.redraw import VARIANTS, redraw  # noqa: E402
+from tests.support.sample import mnist_sample  # noqa: E402
 
 CHUNK = 64
 
@@ -48,7 +49,7 @@ def test_digits() -> tuple[np.ndarray, np.ndarray]:
     if Path(data_dir, "t10k-images-idx3-ubyte.gz").exists():
         images, labels = load_split("test", data_dir)
         return images.numpy(), labels.numpy()
-    return load_sample()
+    return mnist_sample()
 
 
 def read(images: list) -> list[Prediction | None]:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mnist.config import get_settings
+from mnist.errors import InvalidDataset
 
 # The published md5 of each original gzip file (same as torchvision's mirror list).
 FILES = {
@@ -37,12 +38,12 @@ def read_idx(path: Path) -> np.ndarray:
         raw = f.read()
     magic = int.from_bytes(raw[:4], "big")
     if magic >> 8 != 0x08:  # 0x08 = unsigned byte data
-        raise ValueError(f"{path.name}: not a uint8 IDX file (magic {magic:#x})")
+        raise InvalidDataset(f"{path.name}: not a uint8 IDX file (magic {magic:#x})")
     ndim = magic & 0xFF
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path.name}: expected {dims}, file is truncated or padded")
+        raise InvalidDataset(f"{path.name}: expected {dims}, file is truncated or padded")
     return data.reshape(dims)
 
 
@@ -63,7 +64,7 @@ def verify(data_dir: Path) -> dict[str, str]:
             raise FileNotFoundError(f"{path} is missing (need the four original MNIST .gz files)")
         actual = md5(path)
         if actual != expected:
-            raise ValueError(f"{path}: md5 {actual} != published {expected}")
+            raise InvalidDataset(f"{path}: md5 {actual} != published {expected}")
         found[name] = actual
     return found
 

@@ -1,7 +1,15 @@
-"""The engine's typed errors: the UI turns them into friendly messages, the API into HTTP statuses."""
+"""The engine's typed errors: the UI turns them into friendly messages, the API into HTTP statuses.
+
+They share one base class, EngineError, and none of them is a ValueError: a caller catches what the
+engine means to say, while a real bug (a ValueError deep in NumPy or Pillow, say) stays a bug.
+"""
 
 
-class InvalidImage(ValueError):
+class EngineError(Exception):
+    """Something the engine expects and names: the caller shows its message, never a traceback."""
+
+
+class InvalidImage(EngineError):
     """The input is not an image we accept (not decodable, wrong format, too big)."""
 
 
@@ -13,17 +21,21 @@ class ImageTooLarge(InvalidImage):
     """More bytes or more pixels than the configured limits allow (HTTP 413)."""
 
 
-class NoDigitFound(ValueError):
+class NoDigitFound(EngineError):
     """The image holds no ink: a blank canvas is never guessed at."""
 
 
-class TooManyDigits(ValueError):
+class TooManyDigits(EngineError):
     """A number reading found more digits than we read in one go."""
 
 
-class StoreUnavailable(RuntimeError):
+class InvalidDataset(EngineError):
+    """An MNIST file that is not what it says: not IDX, truncated, or not the published bytes."""
+
+
+class StoreUnavailable(EngineError):
     """The history database cannot be reached; the prediction itself still stands."""
 
 
-class RecordNotFound(LookupError):
+class RecordNotFound(EngineError):
     """No history row has that id (HTTP 404)."""

@@ -12,6 +12,7 @@ from torch import nn
 from mnist.config import WEIGHTS_PATH
 from mnist.data import load_split
 from mnist.model import log_probabilities
+from mnist.predict import Predictor, get_predictor
 
 
 def predict_labels(net: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -42,6 +43,12 @@ def misclassified(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
     return [(images[i].numpy().copy(), int(labels[i]), int(predicted[i])) for i in wrong]
 
 
+def mistakes_on_test_set(data_dir: str | Path | None = None) -> tuple[list[tuple[np.ndarray, int, int]], int]:
+    """The loaded model's mistakes on the MNIST test set in data_dir (misclassified triples, test-set size)."""
+    images, labels = load_split("test", data_dir)
+    return misclassified(get_predictor().net, images, labels), len(labels)
+
+
 def format_report(result: dict) -> str:
     """The scores as plain-text tables."""
     lines = [f"accuracy {result['accuracy'] * 100:.2f}%  ({result['errors']} errors in {result['count']})", ""]
@@ -59,8 +66,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--weights", type=Path, default=WEIGHTS_PATH)
     args = parser.parse_args(argv)
-
-    from mnist.predict import Predictor
 
     net = Predictor(args.weights).net
     images, labels = load_split("test", args.data_dir)

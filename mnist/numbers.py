@@ -39,6 +39,7 @@ from mnist.errors import NoDigitFound, TooManyDigits
 from mnist.predict import Prediction, Predictor, get_predictor
 from mnist.preprocess import ImageInput, ink_map, ink_scale, label_components, load_image, to_model_input
 from mnist.reader import LineReader, get_reader, to_strip
+from mnist.results import NumberReading
 
 MAX_DIGITS = 12
 CORE = 0.3  # ink above this is stroke (the threshold preprocess labels components at)
@@ -91,16 +92,6 @@ NECK_BONUS, NECK_SEAM = 2.0, 2.0  # a neck kept as a boundary: bonus less this p
 CLEAN_WEIGHT = 1.5  # ... for a segment between clear gaps: the classifier sees exactly one digit
 CUT_WEIGHT = 0.3  # ... for one cut out of the ink: the cut may have taken a bit of a neighbour
 SPLIT_DOUBT = 0.95  # the reader's digits in one clean segment, the weakest below this: maybe one digit
-
-
-@dataclass(frozen=True)
-class NumberReading:
-    """A whole number read from an image: its text, and each digit with its box in input pixels."""
-
-    text: str
-    digits: list[Prediction]  # left to right
-    boxes: list[tuple[int, int, int, int]]  # (x0, y0, x1, y1) in input pixels, x1/y1 exclusive
-    confidence: float  # the weakest digit's: a number is only as sure as its least sure digit
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,19 +14,7 @@ import torch
 from mnist.config import WEIGHTS_PATH
 from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS, Net, class_probabilities
 from mnist.preprocess import ImageInput, View, candidate_views
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What the model said about one image, and the 28x28 input it saw."""
-
-    digit: int
-    confidence: float
-    probabilities: list[float]
-    model_input: np.ndarray  # (28, 28) uint8, white ink on black
-    model_version: str
-    box: tuple[int, int, int, int] | None = None  # ink crop (x0, y0, x1, y1) in input pixels
-    verdict: str = "digit"  # "digit", "unsure", "not_a_digit" or "several_digits"
+from mnist.results import Prediction
 
 
 def model_version_of(weights_path: Path) -> str:

@@ -8,26 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from mnist.errors import StoreUnavailable
-from mnist.numbers import NumberReading, read_number
-from mnist.predict import Prediction, get_predictor
-from mnist.preprocess import ImageInput, load_image, preprocess, thumbnail_png
+from mnist.errors import EngineError, StoreUnavailable
+from mnist.numbers import read_number
+from mnist.predict import get_predictor
+from mnist.preprocess import ImageInput, candidate_views, load_image, thumbnail_png
+from mnist.results import NOT_SAVED, NumberOutcome, NumberReading, Outcome, Prediction
 from mnist.store import Store
 
-NOT_SAVED = "The history database is unavailable: this prediction was not saved."
 NUMBER_SOURCE = "number"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A prediction and what became of it in the history."""
-
-    prediction: Prediction
-    record_id: int | None
-    saved: bool
-    warning: str | None = None
 
 
 def save_prediction(
@@ -68,25 +57,25 @@ def predict_many_and_save(
     source: str,
     store: Store | None,
     raise_errors: bool = False,
-) -> list[Outcome | ValueError]:
+) -> list[Outcome | EngineError]:
     """Many (filename, image) pairs with one forward pass; a bad image becomes its own error entry."""
     started = time.perf_counter()
-    decoded: list[ImageInput | ValueError] = []
-    prepared = []
+    decoded: list[ImageInput | EngineError] = []
+    views = []
     for _, image in images:
         try:
-            loaded = load_image(image)  # decode once: preprocess and the thumbnail both use it
-            prepared.append(preprocess(loaded))
+            loaded = load_image(image)  # decode once: the views and the thumbnail both use it
+            views.append(candidate_views(loaded))
             decoded.append(loaded)
-        except ValueError as exc:  # InvalidImage, NoDigitFound
+        except EngineError as exc:  # InvalidImage, NoDigitFound: a bug elsewhere is not this file's fault
             if raise_errors:
                 raise
             decoded.append(exc)
-    predictions = iter(get_predictor().classify([p.model_input for p in prepared], [p.box for p in prepared]))
+    predictions = iter(get_predictor().read(views))
     latency_ms = (time.perf_counter() - started) * 1000 / max(len(images), 1)
-    results: list[Outcome | ValueError] = []
+    results: list[Outcome | EngineError] = []
     for (filename, _), loaded in zip(images, decoded, strict=True):
-        if isinstance(loaded, ValueError):
+        if isinstance(loaded, EngineError):
             results.append(loaded)
         else:
             results.append(
@@ -98,16 +87,6 @@ def predict_many_and_save(
 
 
 # ---------------------------------------------------------------- whole numbers
-
-
-@dataclass(frozen=True)
-class NumberOutcome:
-    """A number read from an image and what became of it in the history."""
-
-    reading: NumberReading
-    record_id: int | None
-    saved: bool
-    warning: str | None = None
 
 
 def representative(reading: NumberReading) -> Prediction:

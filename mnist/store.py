@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import numbers
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -57,6 +59,7 @@ from sqlalchemy.types import TypeDecorator
 
 from mnist.config import ROOT, get_settings
 from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.results import Prediction
 
 SOURCES = ("draw", "upload", "camera", "api", "number")
 MAX_PAGE = 500
@@ -67,6 +70,7 @@ INPUT_SHAPE = (28, 28)
 MIGRATIONS_DIR = ROOT / "migrations"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MIGRATION_LOCK = 0x6D6E697374  # "mnist": one pg_advisory lock so two processes never migrate at once
+log = logging.getLogger(__name__)
 
 
 # --- schema ---------------------------------------------------------------------------------------
@@ -513,7 +517,7 @@ class Store:
 
     def save(
         self,
-        prediction: Any,
+        prediction: Prediction,
         *,
         source: str,
         filename: str | None = None,
@@ -521,7 +525,7 @@ class Store:
         latency_ms: float | None = None,
         predicted_text: str | None = None,
     ) -> int:
-        """Store one prediction (anything with digit/confidence/probabilities/model_input/model_version)."""
+        """Store one prediction (each field is checked: anything shaped like a Prediction is refused if malformed)."""
         digit, confidence, probabilities, model_input, model_version = _check_prediction(prediction)
         values = {
             "created_at": datetime.now(UTC),
@@ -698,13 +702,92 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-_shared_stores: dict[str, Store] = {}
-_shared_lock = threading.Lock()
+# --- the one provider -----------------------------------------------------------------------------
 
 
-def shared_store(url: str) -> Store:
-    """One Store (one connection pool) per URL and process, so the API and the dashboard served together share it."""
-    with _shared_lock:
-        if url not in _shared_stores:
-            _shared_stores[url] = Store(url)
-        return _shared_stores[url]
+class StoreProvider:
+    """The history store, migrated on first use; a database that is down is asked again later, not given up on.
+
+    The API and the dashboard served together hold the same provider (shared_provider), so the schema
+    is migrated once, there is one connection pool, and a database that comes back is noticed by both
+    without a restart.
+    """
+
+    RETRY_SECONDS = 5.0  # while the database is down, try migrating again at most this often
+    STATUS_SECONDS = 10.0  # how long a ready() answer is trusted: the Draw page reruns on every stroke
+
+    def __init__(self, store: Store | None = None, *, url: str | None = None) -> None:
+        self._store = store
+        self._url = url
+        self._unusable: str | None = None  # why DATABASE_URL cannot make a Store, once known
+        self._migrated = False
+        self._retry_at = 0.0
+        self._status: tuple[float, bool] | None = None  # (trusted until, ready)
+        self._lock = threading.Lock()
+
+    def store(self) -> Store | None:
+        """The Store, perhaps not migrated yet (enough to describe it); None when DATABASE_URL is unusable."""
+        if self._store is None and self._unusable is None:
+            with self._lock:
+                if self._store is None and self._unusable is None:
+                    try:
+                        self._store = Store(self._url if self._url is not None else get_settings().database_url)
+                    except ValueError as exc:  # a malformed URL: the app still predicts, history is off
+                        self._unusable = str(exc)
+                        log.warning("History disabled: %s", exc)
+        return self._store
+
+    def get(self) -> Store:
+        """The migrated store, or StoreUnavailable (tried again once RETRY_SECONDS have passed)."""
+        store = self.store()
+        if store is None:
+            raise StoreUnavailable(f"the history is off: {self._unusable}")
+        if self._migrated:
+            return store
+        with self._lock:
+            if not self._migrated:
+                if time.monotonic() < self._retry_at:
+                    raise StoreUnavailable("the history database is unavailable")
+                try:
+                    store.migrate()
+                except StoreUnavailable:
+                    self._retry_at = time.monotonic() + self.RETRY_SECONDS
+                    log.warning("History database unavailable (%s); retrying later", store.describe())
+                    raise
+                self._migrated = True
+        return store
+
+    def get_or_none(self) -> Store | None:
+        """The store for a prediction, or None while the database is down (the prediction still stands)."""
+        try:
+            return self.get()
+        except StoreUnavailable:
+            return None
+
+    def ready(self) -> bool:
+        """True when the database answers and its schema is up to date; trusted for STATUS_SECONDS."""
+        status = self._status
+        if status is not None and time.monotonic() < status[0]:
+            return status[1]
+        store = self.get_or_none()
+        ready = store is not None and store.ping()
+        self._status = (time.monotonic() + self.STATUS_SECONDS, ready)
+        return ready
+
+    def forget(self) -> None:
+        """Ask the database again on the next call (after a save failed, say)."""
+        self._status = None
+        self._retry_at = 0.0
+
+
+_providers: dict[str, StoreProvider] = {}
+_providers_lock = threading.Lock()
+
+
+def shared_provider(url: str | None = None) -> StoreProvider:
+    """The process's provider for this URL (DATABASE_URL when None): one per URL, whoever asks."""
+    url = url if url is not None else get_settings().database_url
+    with _providers_lock:
+        if url not in _providers:
+            _providers[url] = StoreProvider(url=url)
+        return _providers[url]

@@ -1,55 +1,151 @@
 """Draw: the model reads the digit (or a whole number) live as it is drawn; Save keeps it in the history.
 
 A saved digit can then be confirmed or corrected; a number is saved as one row (source "number").
+One canvas fragment serves both modes; a Mode holds what differs between them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import streamlit as st
 from streamlit_drawable_canvas import CanvasResult, st_canvas
 
+from mnist.errors import InvalidImage, NoDigitFound, RecordNotFound, StoreUnavailable, TooManyDigits
+from mnist.results import NumberOutcome, NumberReading, Outcome, Prediction
+from mnist.store import Store
 from ui import numbers, resources, views
-
-if TYPE_CHECKING:
-    from mnist.numbers import NumberReading
-    from mnist.predict import Prediction
 
 CANVAS_SIDE = 320  # px; MNIST digits are drawn to fill about 70% of this
 DEFAULT_STROKE = 22  # px at 320: after scaling to 28 px, about the 2-3 px pen of the MNIST originals
-EMPTY = "Draw a digit in the black square; the prediction appears as soon as you lift the mouse."
-MODES = ("Digit", "Number")
 NUMBER_CANVAS = (900, 280)  # px: room for about six digits as tall as the single-digit ones
 NUMBER_STROKE = 18  # px: digits here are ~200 px tall instead of ~225, so a slightly thinner pen
+EMPTY = "Draw a digit in the black square; the prediction appears as soon as you lift the mouse."
 EMPTY_NUMBER = "Write a number (up to 12 digits) in the black strip; it is read as soon as you lift the mouse."
+TOOLBAR = "Point at the canvas for its toolbar: undo, redo, and the bin clears it."
 
 
-def live_prediction(png: bytes) -> tuple[str, Prediction, float]:
-    """(digest, prediction, ms) for the drawing, computed once per distinct image and reused on other reruns."""
+@dataclass(frozen=True)
+class Live:
+    """What the drawing was read as, computed once per distinct drawing and reused on other reruns."""
+
+    digest: str
+    result: Prediction | NumberReading
+    latency_ms: float
+    overlay: bytes | None = None  # a number's boxes drawn over the drawing
+
+
+def read_digit(png: bytes) -> tuple[Prediction, None]:
+    """The digit drawn (torch loads here, after the canvas has painted)."""
     from mnist.predict import predict
 
+    return predict(png), None
+
+
+def read_number(png: bytes) -> tuple[NumberReading, bytes]:
+    """The number written, and its boxes drawn over the drawing."""
+    from mnist.numbers import read_number as read
+
+    reading = read(png)
+    return reading, numbers.overlay_png(png, reading)
+
+
+def save_digit(store: Store | None, png: bytes, live: Live) -> Outcome:
+    """Keep the drawing as a "draw" row."""
+    from mnist.service import save_prediction
+
+    return save_prediction(store, live.result, png, source="draw", filename=None, latency_ms=live.latency_ms)
+
+
+def save_number(store: Store | None, png: bytes, live: Live) -> NumberOutcome:
+    """Keep the number as one "number" row."""
+    from mnist.service import save_reading
+
+    return save_reading(store, live.result, png, filename=None, latency_ms=live.latency_ms)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What differs between reading one digit and a whole number; each mode keeps its own widgets and state."""
+
+    title: str
+    canvas_key: str  # a canvas of its own per mode: the component is remounted at the new size
+    size: tuple[int, int]
+    stroke: int
+    stroke_key: str
+    side_by_side: bool  # digit: canvas left, reading right; number: the wide canvas above its reading
+    tip: str
+    empty: str
+    read: Callable[[bytes], tuple[Prediction | NumberReading, bytes | None]]
+    live_key: str
+    show: Callable[[Live], None]
+    save: Callable[[Store | None, bytes, Live], Outcome | NumberOutcome]
+    save_key: str
+    saved_key: str
+    after_save: Callable[[dict, Live], None]  # what shows once this drawing is saved
+    verb: str  # what the model does to a drawing: "predicted", "read"
+
+
+DIGIT = Mode(
+    title="Draw a digit",
+    canvas_key="canvas",
+    size=(CANVAS_SIDE, CANVAS_SIDE),
+    stroke=DEFAULT_STROKE,
+    stroke_key="stroke_width",
+    side_by_side=True,
+    tip=TOOLBAR,
+    empty=EMPTY,
+    read=read_digit,
+    live_key="draw_prediction",
+    show=lambda live: views.prediction(live.result),
+    save=save_digit,
+    save_key="save",
+    saved_key="draw_saved",
+    after_save=lambda saved, live: feedback(saved, live.result.digit),
+    verb="predicted",
+)
+NUMBER = Mode(
+    title="Draw a number",
+    canvas_key="number_canvas",
+    size=NUMBER_CANVAS,
+    stroke=NUMBER_STROKE,
+    stroke_key="number_stroke_width",
+    side_by_side=False,
+    tip=TOOLBAR + " Leave a gap between digits.",
+    empty=EMPTY_NUMBER,
+    read=read_number,
+    live_key="number_reading",
+    show=lambda live: numbers.reading_view(live.result, live.overlay),
+    save=save_number,
+    save_key="save_number",
+    saved_key="number_saved",
+    after_save=lambda saved, _: st.success(f"Saved to the history as #{saved['id']}.", icon=":material/check:"),
+    verb="read",
+)
+MODES = {"Digit": DIGIT, "Number": NUMBER}
+
+
+def live(mode: Mode, png: bytes) -> Live:
+    """The drawing read in this mode, from session state when this very drawing was read before."""
     digest = hashlib.sha256(png).hexdigest()
-    cached = st.session_state.get("draw_prediction")
-    if cached and cached[0] == digest:
+    cached = st.session_state.get(mode.live_key)
+    if cached and cached.digest == digest:
         return cached
     started = time.perf_counter()
-    result = predict(png)
-    cached = (digest, result, (time.perf_counter() - started) * 1000)
-    st.session_state["draw_prediction"] = cached
+    result, overlay = mode.read(png)
+    cached = Live(digest, result, (time.perf_counter() - started) * 1000, overlay)
+    st.session_state[mode.live_key] = cached
     return cached
 
 
-def save(png: bytes, digest: str, prediction: Prediction, latency_ms: float) -> None:
+def save(mode: Mode, png: bytes, reading: Live) -> None:
     """Store the drawing (nothing is written while drawing, only here)."""
-    from mnist.service import save_prediction
-
-    store = resources.get_store()
-    outcome = save_prediction(store, prediction, png, source="draw", filename=None, latency_ms=latency_ms)
+    outcome = mode.save(resources.get_store(), png, reading)
     if outcome.saved:
-        st.session_state["draw_saved"] = {"digest": digest, "id": outcome.record_id, "label": None}
+        st.session_state[mode.saved_key] = {"digest": reading.digest, "id": outcome.record_id, "label": None}
     else:
         resources.forget_database_status()
         st.session_state["draw_save_error"] = outcome.warning or "Not saved: DATABASE_URL is not a valid URL."
@@ -57,8 +153,6 @@ def save(png: bytes, digest: str, prediction: Prediction, latency_ms: float) -> 
 
 def set_label(record_id: int, label: int | None) -> None:
     """Record what the digit really was."""
-    from mnist.errors import RecordNotFound, StoreUnavailable
-
     store = resources.get_store()
     if store is None:
         st.session_state["draw_save_error"] = "History is off: DATABASE_URL is not a valid URL."
@@ -78,7 +172,7 @@ def choose_truth(record_id: int, key: str) -> None:
 
 
 def feedback(saved: dict, predicted: int) -> None:
-    """After saving: "Was this right?" -> confirm, or pick the true digit."""
+    """After saving a digit: "Was this right?" -> confirm, or pick the true digit."""
     record_id = saved["id"]
     if saved["label"] is not None:
         verb = "Confirmed" if saved["label"] == predicted else "Corrected"
@@ -98,149 +192,85 @@ def feedback(saved: dict, predicted: int) -> None:
     )
 
 
-def canvas(key: str, size: tuple[int, int], stroke: int) -> CanvasResult:
+def canvas(mode: Mode) -> CanvasResult:
     """A freehand canvas, white on black like MNIST, that sends its pixels back (return_image_data)."""
-    width, height = size
+    width, height = mode.size
     return st_canvas(
-        stroke_width=stroke,
+        stroke_width=st.session_state.get(mode.stroke_key, mode.stroke),
         stroke_color="#FFFFFF",
         background_color="#000000",
         width=width,
         height=height,
         drawing_mode="freedraw",
         return_image_data=True,
-        key=key,
+        key=mode.canvas_key,
     )
 
 
+def pen(mode: Mode) -> None:
+    """The stroke width, read by the canvas on the next rerun."""
+    st.slider("Stroke width", min_value=8, max_value=40, value=mode.stroke, step=1, key=mode.stroke_key)
+
+
 @st.fragment
-def drawing() -> None:
-    """Canvas and prediction rerun alone on each stroke, without the rest of the app."""
-    left, right = st.columns([1, 1], gap="large")
-    with left:
-        result = canvas("canvas", (CANVAS_SIDE, CANVAS_SIDE), st.session_state.get("stroke_width", DEFAULT_STROKE))
-        st.caption("Point at the canvas for its toolbar: undo, redo, and the bin clears it.")
-        st.slider("Stroke width", min_value=8, max_value=40, value=DEFAULT_STROKE, step=1, key="stroke_width")
+def drawing(mode: Mode) -> None:
+    """Canvas and reading rerun alone on each stroke, without the rest of the app."""
+    if mode.side_by_side:
+        left, right = st.columns([1, 1], gap="large")
+        with left:
+            result = canvas(mode)
+            st.caption(mode.tip)
+            pen(mode)
+    else:
+        left = right = st.container()
+        with left:
+            result = canvas(mode)
+            tools, width = st.columns([2, 1])
+            tools.caption(mode.tip)
+            with width:
+                pen(mode)
 
     with right:
         png = result.image_bytes
         strokes = (result.json_data or {}).get("objects") or []
         if png is None or not strokes:
-            st.info(EMPTY, icon=":material/draw:")
+            st.info(mode.empty, icon=":material/draw:")
             return
-        from mnist.errors import InvalidImage, NoDigitFound
-
         try:
-            digest, prediction, latency_ms = live_prediction(png)
+            reading = live(mode, png)
         except NoDigitFound:
-            st.info("The canvas is empty: " + EMPTY, icon=":material/draw:")
+            st.info("The canvas is empty: " + mode.empty, icon=":material/draw:")
+            return
+        except TooManyDigits as exc:
+            st.warning(f"Too many digits: {exc}.", icon=":material/warning:")
             return
         except InvalidImage as exc:
             st.error(f"Could not read the drawing: {exc}")
             return
         except FileNotFoundError:
-            st.error("No model weights found (weights/mnist_cnn.pt), so nothing can be predicted.")
+            st.error(f"No model weights found (weights/mnist_cnn.pt), so nothing can be {mode.verb}.")
             return
-        views.prediction(prediction)
+        mode.show(reading)
 
-        saved = st.session_state.get("draw_saved")
+        saved = st.session_state.get(mode.saved_key)
         error = st.session_state.pop("draw_save_error", None)
-        if saved and saved["digest"] == digest:
-            feedback(saved, prediction.digit)
+        if saved and saved["digest"] == reading.digest:
+            mode.after_save(saved, reading)
         else:
             st.button(
                 "Save to history",
                 type="primary",
                 icon=":material/save:",
-                key="save",
+                key=mode.save_key,
                 on_click=save,
-                args=(png, digest, prediction, latency_ms),
+                args=(mode, png, reading),
             )
         if error:
             st.warning(error, icon=":material/cloud_off:")
 
 
-def live_reading(png: bytes) -> tuple[str, NumberReading, float, bytes]:
-    """(digest, reading, ms, boxes drawn over the drawing), computed once per distinct drawing."""
-    from mnist.numbers import read_number
-
-    digest = hashlib.sha256(png).hexdigest()
-    cached = st.session_state.get("number_reading")
-    if cached and cached[0] == digest:
-        return cached
-    started = time.perf_counter()
-    reading = read_number(png)
-    latency_ms = (time.perf_counter() - started) * 1000
-    cached = (digest, reading, latency_ms, numbers.overlay_png(png, reading))
-    st.session_state["number_reading"] = cached
-    return cached
-
-
-def save_number(png: bytes, digest: str, reading: NumberReading, latency_ms: float) -> None:
-    """Store the number as one history row (nothing is written while writing it)."""
-    from mnist.service import save_reading
-
-    outcome = save_reading(resources.get_store(), reading, png, filename=None, latency_ms=latency_ms)
-    if outcome.saved:
-        st.session_state["number_saved"] = {"digest": digest, "id": outcome.record_id}
-    else:
-        resources.forget_database_status()
-        st.session_state["draw_save_error"] = outcome.warning or "Not saved: DATABASE_URL is not a valid URL."
-
-
-@st.fragment
-def number_drawing() -> None:
-    """The wide canvas and its reading rerun alone on each stroke, like the digit canvas."""
-    result = canvas("number_canvas", NUMBER_CANVAS, st.session_state.get("number_stroke_width", NUMBER_STROKE))
-    tools, pen = st.columns([2, 1])
-    tools.caption("Point at the canvas for its toolbar: undo, redo, and the bin clears it. Leave a gap between digits.")
-    pen.slider("Stroke width", min_value=8, max_value=40, value=NUMBER_STROKE, step=1, key="number_stroke_width")
-
-    png = result.image_bytes
-    strokes = (result.json_data or {}).get("objects") or []
-    if png is None or not strokes:
-        st.info(EMPTY_NUMBER, icon=":material/draw:")
-        return
-    from mnist.errors import InvalidImage, NoDigitFound, TooManyDigits
-
-    try:
-        digest, reading, latency_ms, overlay = live_reading(png)
-    except NoDigitFound:
-        st.info("The canvas is empty: " + EMPTY_NUMBER, icon=":material/draw:")
-        return
-    except TooManyDigits as exc:
-        st.warning(f"Too many digits: {exc}.", icon=":material/warning:")
-        return
-    except InvalidImage as exc:
-        st.error(f"Could not read the drawing: {exc}")
-        return
-    except FileNotFoundError:
-        st.error("No model weights found (weights/mnist_cnn.pt), so nothing can be read.")
-        return
-    numbers.reading_view(reading, overlay)
-
-    saved = st.session_state.get("number_saved")
-    error = st.session_state.pop("draw_save_error", None)
-    if saved and saved["digest"] == digest:
-        st.success(f"Saved to the history as #{saved['id']}.", icon=":material/check:")
-    else:
-        st.button(
-            "Save to history",
-            type="primary",
-            icon=":material/save:",
-            key="save_number",
-            on_click=save_number,
-            args=(png, digest, reading, latency_ms),
-        )
-    if error:
-        st.warning(error, icon=":material/cloud_off:")
-
-
 views.page_start()
-number_mode = st.session_state.get("draw_mode") == "Number"
-st.title("Draw a number" if number_mode else "Draw a digit")
-st.radio("Read", MODES, horizontal=True, key="draw_mode", label_visibility="collapsed")
-if number_mode:
-    number_drawing()
-else:
-    drawing()
+mode = MODES[st.session_state.get("draw_mode", "Digit")]
+st.title(mode.title)
+st.radio("Read", list(MODES), horizontal=True, key="draw_mode", label_visibility="collapsed")
+drawing(mode)

@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from mnist.config import MODEL_CARD_PATH, READER_CARD_PATH, get_settings
-from mnist.errors import StoreUnavailable
+from mnist.errors import InvalidDataset, StoreUnavailable
 from ui import charts, resources, views
 
 MAX_MISTAKES_SHOWN = 60
@@ -16,12 +16,10 @@ GRID_COLUMNS = 10
 
 @st.cache_resource(show_spinner="Reading the MNIST test set and finding the digits the model gets wrong…")
 def test_mistakes(data_dir: str, model_version: str) -> tuple[list, int]:
-    """(misclassified (image, true, predicted) triples, test-set size) — once per data set and model."""
-    from mnist.data import load_split
-    from mnist.evaluate import misclassified
+    """(misclassified (image, true, predicted) triples, test-set size) — once per data set and model version."""
+    from mnist.evaluate import mistakes_on_test_set  # loads torch: after the card has painted
 
-    images, labels = load_split("test", data_dir)
-    return misclassified(resources.get_predictor().net, images, labels), len(labels)
+    return mistakes_on_test_set(data_dir)
 
 
 def load_card(path=MODEL_CARD_PATH) -> dict | None:
@@ -112,7 +110,7 @@ def mistakes_section() -> None:
         return
     try:
         wrong, count = test_mistakes(str(data_dir), resources.get_predictor().model_version)
-    except (OSError, ValueError) as exc:
+    except (OSError, InvalidDataset) as exc:
         st.warning(f"Could not read the MNIST test set in MNIST_DATA_DIR: {views.plain(exc)}")
         return
     shown = min(len(wrong), MAX_MISTAKES_SHOWN)

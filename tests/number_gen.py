@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from mnist.config import MODEL_CARD_PATH, get_settings
-from mnist.data import load_split, read_idx
+from mnist.data import load_split
 from mnist.synth import GAP_TYPES, LAYOUTS, STYLES, render
 from mnist.train import validation_split
 from mnist.train_reader import VALIDATION_DIGITS as READER_VALIDATION_DIGITS
+from tests.support.sample import mnist_sample
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,14 +44,6 @@ class NumberSample:
     style: str
     owner: np.ndarray | None = None  # (H, W) uint8: which digit (1-based) owns each pixel, 0 = paper; for diagnosis
     sources: tuple[int, ...] = ()  # each digit's index in the pool it was drawn from; for diagnosis
-
-
-@cache
-def mnist_sample() -> tuple[np.ndarray, np.ndarray]:
-    """The committed 1,000 MNIST test digits: images (1000, 28, 28) uint8 and labels (1000,)."""
-    images = read_idx(DATA_DIR / "t10k-1000-images-idx3-ubyte.gz")
-    labels = read_idx(DATA_DIR / "t10k-1000-labels-idx1-ubyte.gz")
-    return images, labels.astype(np.int64)
 
 
 def full_data_dir() -> Path | None:

@@ -12,22 +12,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-
-from mnist.data import read_idx
-
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def load_sample() -> tuple[np.ndarray, np.ndarray]:
-    """The committed 1,000-image MNIST test sample: (images uint8 (N, 28, 28), labels int (N,))."""
-    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz").astype(np.int64)
-    return images, labels
-
 
 # --------------------------------------------------------------------------- strokes
 

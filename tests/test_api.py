@@ -2,70 +2,43 @@
 
 from __future__ import annotations
 
-import base64
 import io
-import socket
 from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from number_gen import mnist_sample
 from PIL import Image
 
 from mnist.api import create_app
-from mnist.data import read_idx
 from mnist.predict import get_predictor
 from mnist.preprocess import crop_to_ink
 from mnist.reader import get_reader
-from mnist.store import Store
-
-DATA = Path(__file__).parent / "data"
-# The original milestone's client request, copied verbatim from shared/seed/original-flask-milestone.md.
-ORIGINAL_REQUEST = {
-    "image": "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAYAAAByDd+UAAAAOXRFWHRTb2Z0d2FyZQBNYXRwbG90bGliIHZlcnNpb24zLjUuMCwgaHR0cHM6Ly9tYXRwbG90bGliLm9yZy8/fFQqAAAACXBIWXMAAA9hAAAPYQGoP6dpAAABfElEQVR4nO1W0Y2DMAw16LpFukf2aDJHmzVAqGuEroGI2m7RrlE5776aAxJoOOn6caolyxImvDw/26IgItAbrXwn2AfwA/gr+8p5qW1bAkCXy4WOx2OUN8YQESVzKcOSSykBAMwMAKjrGt57MHMy1nW9+L1FQGMMrLVgZjwej+xojFkPOGU2jClmXddlMS2eqFOz1pLWmrz3VJZlFJumoev1SgCoKAo6n8+03+/pcDiE9zabTZ6GTdMkmbVtCynlbLmccyPm2SVNaVNV1atmgBACXdeFczMXjA/e73dYa0PjvGiCyKcaD3PJOQR+ZM2dren5oeZRfuoAoJRaxYqIoLVG3/eBmTEmr6TMjN1ulw30LPlU+5kGW8ci5d57KKUCsxfdHD88nU6haXKcmUfduXrTSClxu93gnIPWGtvtFlrrkVZDz2S2XFIpZbhx3/dhruZ2a1VVueMzn3TORTsyFVfO6XxSCAEhBJRSI43WbqChzy7vv7L//0/zdsBvGrApTDvwxZ0AAAAASUVORK5CYII=",  # noqa: E501
-    "filename": "request_test.png",
-}
-ORIGINAL_DIGIT = 0  # the sample, decoded and looked at, is a handwritten zero (white ink on black)
-
-
-def png(array: np.ndarray, fmt: str = "PNG") -> bytes:
-    """An image file's bytes from a uint8 array."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+from mnist.store import Filters, Store
+from tests.support.api import (
+    ORIGINAL_DIGIT,
+    ORIGINAL_REQUEST,
+    WELL_FORMED,
+    b64,
+    closed_port,
+    number_png,
+    png,
+)
+from tests.support.history import EVERY_FILTER, expected_ids, seed_known
+from tests.support.sample import mnist_sample
 
 
 @pytest.fixture(scope="module")
 def digits() -> list[tuple[int, bytes]]:
     """(label, PNG bytes) for a few real MNIST test digits, scanned look: black ink on white."""
-    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
+    images, labels = mnist_sample()
     return [(int(labels[i]), png(255 - images[i])) for i in range(6)]
 
 
 BLANK = png(np.full((64, 64), 255, np.uint8))
-
-# One clearly written specimen of each digit in the committed MNIST sample (indices into it): numbers
-# built from them test the wiring around the reader, while tests/number_gen.py's varied numbers
-# measure the reader's own accuracy.
-WELL_FORMED = {0: 28, 1: 14, 2: 1, 3: 30, 4: 19, 5: 15, 6: 21, 7: 0, 8: 84, 9: 9}
-
-
-def number_png(text: str, *, paper: bool = False, height: int = 112) -> bytes:
-    """A written number: real MNIST digits side by side with small gaps, white on black or black on paper."""
-    images, _ = mnist_sample()
-    strip = np.pad(np.hstack([np.pad(images[WELL_FORMED[int(c)]], ((0, 0), (3, 3))) for c in text]), 14)
-    if paper:
-        strip = 255 - strip
-    scale = height / 28
-    size = (round(strip.shape[1] * scale), round(strip.shape[0] * scale))
-    return png(np.asarray(Image.fromarray(strip).resize(size, Image.Resampling.BILINEAR)))
 
 
 @pytest.fixture
@@ -80,12 +53,6 @@ def client(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient
     monkeypatch.delenv("MNIST_API_TOKEN", raising=False)
     with TestClient(create_app(store=store)) as c:
         yield c
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens here once the socket closes
 
 
 # ------------------------------------------------------------------ the original contract
@@ -297,6 +264,31 @@ def test_delete_removes_the_row(client: TestClient, digits) -> None:
     assert client.delete(f"/api/v1/predictions/{record_id}").status_code == 404
 
 
+def query_of(filters: Filters) -> dict[str, str]:
+    """A Filters as the query parameters GET /api/v1/predictions and /api/v1/stats take."""
+    params = {k: v for k, v in asdict(filters).items() if v is not None}
+    return {k: v.isoformat() if isinstance(v, datetime) else str(v).lower() for k, v in params.items()}
+
+
+@pytest.mark.parametrize("filters", EVERY_FILTER, ids=lambda f: repr(f)[8:-1] or "none")
+def test_list_and_stats_take_the_history_pages_filters(client: TestClient, store: Store, filters: Filters) -> None:
+    rows = seed_known(store)
+    want = expected_ids(rows, filters)
+    page = client.get("/api/v1/predictions", params={**query_of(filters), "limit": 500})
+    assert page.status_code == 200, page.text
+    assert page.json()["total"] == len(want) and [i["id"] for i in page.json()["items"]] == want
+    stats = client.get("/api/v1/stats", params=query_of(filters)).json()
+    assert stats == asdict(store.stats(filters)) and stats["total"] == len(want)
+
+
+def test_filters_out_of_range_are_422(client: TestClient) -> None:
+    for params in ({"min_confidence": "1.5"}, {"since": "yesterday"}, {"source": "fax"}, {"digit": "10"}):
+        for path in ("/api/v1/predictions", "/api/v1/stats"):
+            response = client.get(path, params=params)
+            assert response.status_code == 422, (path, params)
+            assert next(iter(params)) in response.json()["detail"]
+
+
 def test_stats_count_digits_sources_and_accuracy(client: TestClient, digits) -> None:
     results = [client.post("/image-predict", json={"image": b64(data)}).json() for _, data in digits]
     first_label = digits[0][0]
@@ -421,6 +413,25 @@ def test_token_guards_patch_and_delete_only(client: TestClient, digits, monkeypa
 
 
 # ------------------------------------------------------------------ database down
+
+
+def a_bug(*_args: object, **_kwargs: object) -> None:
+    """What a real bug deep in NumPy or Pillow looks like: a plain ValueError, not one of the engine's errors."""
+    raise ValueError("operands could not be broadcast together")
+
+
+def test_a_bug_in_the_engine_is_a_server_error_not_a_bad_image(store: Store, digits, monkeypatch) -> None:
+    monkeypatch.setattr("mnist.service.preprocess", a_bug)
+    files = [("file", ("d.png", digits[0][1], "image/png"))]
+    body = {"image": b64(digits[0][1])}
+    with TestClient(create_app(store=store), raise_server_exceptions=False) as client:
+        for response in (client.post("/api/v1/predictions", files=files), client.post("/image-predict", json=body)):
+            assert response.status_code == 500 and response.json() == {"detail": "internal error"}
+    # The server itself gets the exception, which it logs with its traceback (uvicorn: "Exception in ASGI
+    # application"); the client above saw neither the traceback nor a "not an image" 400.
+    with TestClient(create_app(store=store)) as client, pytest.raises(ValueError, match="broadcast"):
+        client.post("/api/v1/predictions", files=files)
+    assert store.stats().total == 0
 
 
 def test_database_down_predictions_still_answer(digits, monkeypatch: pytest.MonkeyPatch) -> None:

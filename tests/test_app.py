@@ -3,46 +3,35 @@
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
-from test_api import number_png
 
 from mnist.config import MODEL_CARD_PATH, READER_CARD_PATH
-from mnist.data import read_idx
 from mnist.predict import predict
 from mnist.service import read_number_and_save
-from mnist.store import Filters, Store
+from mnist.store import Filters, Store, StoreProvider
+from tests.support.api import number_png
+from tests.support.sample import as_mnist_test_dir, first_of
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-DATA = ROOT / "tests" / "data"
 CLOSED_PORT_URL = "postgresql+psycopg2://postgres@127.0.0.1:9/nothing"  # port 9 (discard): nothing listens
 XSS_NAME = "<img src=x onerror=alert(1)>.png"
 STREAMLIT_PAGES_INIT = PagesManager.__init__
 
 
-@functools.cache
-def mnist_test_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The first 1,000 MNIST test images and labels shipped in tests/data."""
-    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
-    return images, labels
-
-
 def digit_png(digit: int, *, nth: int = 0, side: int = 320, paper: bool = False, fmt: str = "PNG") -> bytes:
     """The nth MNIST test image of `digit`, enlarged to side x side: white on black, or black on white paper."""
-    images, labels = mnist_test_digits()
-    pixels = images[np.flatnonzero(labels == digit)[nth]]
+    pixels = first_of(digit, nth)
     if paper:
         pixels = 255 - pixels
     image = Image.fromarray(pixels).resize((side, side), Image.Resampling.BILINEAR)
@@ -206,9 +195,9 @@ def test_cleared_canvas_says_it_is_empty(monkeypatch):
 
 def test_low_confidence_is_said_plainly():
     def page():
-        import numpy as np
+        import numpy as np  # AppTest.from_function runs this body alone: it imports what it needs
 
-        from mnist.predict import Prediction
+        from mnist.results import Prediction
         from ui import views
 
         probs = [0.05] * 10
@@ -298,6 +287,27 @@ def test_many_uploads_go_through_together_and_a_bad_file_fails_alone(monkeypatch
     at.selectbox(key="upload_details").set_value(1).run()  # the bad file's own message
     assert "Could not read this file" in texts(at.error)
     assert len(saved(current_url())) == 3
+
+
+def test_a_bug_while_reading_an_upload_is_not_blamed_on_the_file(monkeypatch, caplog):
+    def a_bug(*_args, **_kwargs):
+        raise ValueError("operands could not be broadcast together")  # a NumPy bug, not an engine error
+
+    monkeypatch.setattr("mnist.service.preprocess", a_bug)
+    # Streamlit's loggers do not propagate to the root logger that caplog listens on: listen on theirs.
+    streamlit_log = logging.getLogger("streamlit")
+    monkeypatch.setattr(streamlit_log, "handlers", [*streamlit_log.handlers, caplog.handler])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/upload.py").run()
+    at.file_uploader(key="uploads").set_value(("six.png", digit_png(6, paper=True), "image/png")).run()
+    # The person sees a generic error without details (showErrorDetails = "none"), not "could not read
+    # this file"; the server log has the traceback.
+    shown = " ".join(str(e.value) for e in at.exception)
+    assert "recorded in the logs" in shown and "broadcast" not in shown
+    assert "Could not read this file" not in texts(at.markdown) + texts(at.error)
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert any(isinstance(e, ValueError) and "broadcast" in str(e) for e in logged)
 
 
 def test_a_file_over_the_size_limit_is_refused(monkeypatch):
@@ -500,11 +510,7 @@ def test_history_with_database_down_warns_without_a_traceback(monkeypatch):
 
 
 def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
-    # load_split wants the original file names: point them at the 1,000-image test subset.
-    data = tmp_path / "mnist"
-    data.mkdir()
-    (data / "t10k-images-idx3-ubyte.gz").symlink_to(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    (data / "t10k-labels-idx1-ubyte.gz").symlink_to(DATA / "t10k-1000-labels-idx1-ubyte.gz")
+    data = as_mnist_test_dir(tmp_path / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(data))
     ids = seed(current_url(), [(3, "draw", None)])
     Store(current_url()).set_label(ids[0], 3)
@@ -522,6 +528,26 @@ def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
     reader = json.loads(READER_CARD_PATH.read_text())["validation"]
     assert metrics["Touching"] == f"{reader['touching']:.1%}"
     assert metrics["Digits apart"] == f"{reader['separated']:.1%}"
+
+
+def test_dashboard_recovers_when_the_database_comes_back_without_a_restart(monkeypatch, tmp_path):
+    blocker = tmp_path / "db"
+    blocker.write_text("a file where the database directory should be")
+    monkeypatch.setattr(StoreProvider, "RETRY_SECONDS", 0.0)  # ask again at once instead of after a pause
+    monkeypatch.setattr(StoreProvider, "STATUS_SECONDS", 0.0)
+    at = open_app(monkeypatch, f"sqlite:///{blocker / 'history.sqlite3'}")
+    assert "not reachable" in texts(at.sidebar.warning)
+    draw(at, digit_png(5))
+    at.button(key="save").click().run()
+    assert "not saved" in texts(at.warning)
+
+    blocker.unlink()
+    blocker.mkdir()  # the database is back; the same process, the same session
+    at.run()
+    assert "reachable" in texts(at.sidebar.markdown) and not texts(at.sidebar.warning)
+    at.button(key="save").click().run()
+    assert [r.digit for r in saved(current_url())] == [5]
+    assert "Was this right?" in texts(at.success)
 
 
 def test_every_page_shows_model_and_database_in_the_sidebar(monkeypatch):

@@ -15,17 +15,17 @@ import pytest
 from PIL import Image
 
 import mnist
-from mnist.degrade import FAMILIES, SEVERITIES, as_image, degrade, random_degradation, to_photo
+from mnist.degrade import FAMILIES, SEVERITIES, degrade, random_degradation, to_photo
 from mnist.errors import NoDigitFound
 from mnist.nondigits import FAMILIES as NON_DIGIT_FAMILIES
 from mnist.nondigits import sample
 from mnist.predict import get_predictor, verdict
 from mnist.preprocess import candidate_views
-from tests.redraw import load_sample
+from tests.support.sample import mnist_sample
 
 EXAMPLES = Path(__file__).resolve().parent / "data" / "engine"
 EXPECTED = json.loads((EXAMPLES / "expected.json").read_text())
-IMAGES, LABELS = load_sample()
+IMAGES, LABELS = mnist_sample()
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if isinstance(e, int)))

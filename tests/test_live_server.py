@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
+
+from tests.support.api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
 
 ROOT = Path(__file__).resolve().parent.parent
 # The benchmark and this test start the server with the same code: load it from its file.
@@ -104,5 +105,7 @@ def test_make_run_serves_dashboard_and_api_on_one_port(tmp_path: Path) -> None:
             started = time.monotonic()
     finally:
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    assert time.monotonic() - started < 30, "the server took too long to stop"
+    # A liveness bound, not a speed figure: a server that ignored SIGTERM or hung in shutdown would never
+    # stop; a healthy one stops in a few seconds. 60 s tells the two apart on a busy 2-core machine.
+    assert time.monotonic() - started < 60, "the server did not stop after SIGTERM"
     assert "Traceback" not in log, log[-4000:]

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import mnist
 from mnist.config import MODEL_CARD_PATH, WEIGHTS_PATH
 from mnist.data import load_split
 from mnist.evaluate import predict_labels, scores
 from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS
-from mnist.predict import Predictor, get_predictor
+from mnist.predict import Prediction, Predictor, get_predictor, predict, predict_batch
 from tests.number_gen import full_data_dir
-from tests.redraw import DATA as SAMPLE_DIR
-from tests.redraw import load_sample, place, strokes
+from tests.redraw import place, strokes
+from tests.support.sample import as_mnist_test_dir, mnist_sample
 
-IMAGES, LABELS = load_sample()
+IMAGES, LABELS = mnist_sample()
 
 
 def test_weights_reach_99_5_percent_on_the_committed_sample():
@@ -31,15 +30,17 @@ def test_weights_reach_99_5_percent_on_the_committed_sample():
 
 
 def test_preprocessing_a_genuine_mnist_digit_does_not_hurt():
-    predictions = mnist.predict_batch(list(IMAGES))
+    predictions = predict_batch(list(IMAGES))
     accuracy = np.mean([p.digit == label for p, label in zip(predictions, LABELS, strict=True)])
     assert accuracy >= 0.995
 
 
+@pytest.mark.slow
 def test_full_test_accuracy_matches_the_model_card():
-    if not os.environ.get("MNIST_DATA_DIR", "").strip():
-        pytest.skip("MNIST_DATA_DIR is not set: the full test set is not available")
-    images, labels = load_split("test")
+    data_dir = full_data_dir()  # MNIST_DATA_DIR, else ../shared/data/mnist, like the other data tests
+    if data_dir is None:
+        pytest.skip("no full MNIST test set: set MNIST_DATA_DIR or put it in ../shared/data/mnist")
+    images, labels = load_split("test", data_dir)
     result = scores(predict_labels(get_predictor().net, images), labels)
     card = json.loads(MODEL_CARD_PATH.read_text())
     assert result["errors"] == card["test"]["errors"]
@@ -53,8 +54,8 @@ def _canvas(index: int) -> np.ndarray:
 
 
 def test_prediction_fields():
-    p = mnist.predict(_canvas(0))
-    assert isinstance(p, mnist.Prediction)
+    p = predict(_canvas(0))
+    assert isinstance(p, Prediction)
     assert p.digit == int(LABELS[0]) and isinstance(p.digit, int)
     assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
     assert all(0.0 <= v <= 1.0 for v in p.probabilities)
@@ -70,31 +71,31 @@ def test_predict_batch_is_one_forward_pass_consistent_with_predict():
     calls = []
     handle = get_predictor().net.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     try:
-        batch = mnist.predict_batch(images)
+        batch = predict_batch(images)
     finally:
         handle.remove()
     assert calls == [6]
     for image, b in zip(images, batch, strict=True):
-        single = mnist.predict(image)
+        single = predict(image)
         assert single.digit == b.digit
         assert np.allclose(single.probabilities, b.probabilities, atol=1e-5)
         assert np.array_equal(single.model_input, b.model_input)
 
 
 def test_predict_batch_of_nothing_is_empty():
-    assert mnist.predict_batch([]) == []
+    assert predict_batch([]) == []
 
 
 def test_predictions_are_thread_safe():
     images = [_canvas(i) for i in range(16)]
-    expected = [p.digit for p in mnist.predict_batch(images)]
+    expected = [p.digit for p in predict_batch(images)]
     results: dict[int, list[int]] = {}
     errors: list[BaseException] = []
 
     def work(worker: int) -> None:
         try:
             order = np.random.default_rng(worker).permutation(len(images))
-            got = {int(i): mnist.predict(images[i]).digit for i in order}
+            got = {int(i): predict(images[i]).digit for i in order}
             results[worker] = [got[i] for i in range(len(images))]
         except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
             errors.append(exc)
@@ -114,17 +115,37 @@ def test_weights_load_as_a_plain_state_dict():
     assert Predictor(WEIGHTS_PATH).model_version == get_predictor().model_version
 
 
+def test_scores_match_a_confusion_matrix_worked_out_by_hand():
+    labels = torch.tensor([0, 0, 1, 2, 2, 2, 9])
+    predicted = torch.tensor([0, 1, 1, 2, 0, 2, 4])
+    confusion = [[0] * 10 for _ in range(10)]  # rows: true digit, columns: predicted
+    confusion[0][0], confusion[0][1] = 1, 1  # the two 0s: one right, one read as 1
+    confusion[1][1] = 1
+    confusion[2][2], confusion[2][0] = 2, 1  # three 2s, one read as 0
+    confusion[9][4] = 1
+    result = scores(predicted, labels)
+    assert result["confusion_matrix"] == confusion
+    assert result["count"] == 7 and result["errors"] == 3 and result["accuracy"] == pytest.approx(4 / 7)
+    # per class: 1/2, 1/1, 2/3, then no 3-8 in the set (0 by convention), and the 9 missed
+    assert result["per_class_accuracy"] == pytest.approx([0.5, 1.0, 2 / 3, 0, 0, 0, 0, 0, 0, 0.0], abs=1e-6)
+
+
 def test_make_evaluate_reports_the_weights_it_is_given(tmp_path: Path, capsys):
     from mnist import evaluate
 
-    data = tmp_path / "mnist"  # load_split wants the original names: the committed 1,000-image sample
-    data.mkdir()
-    for kind in ("images-idx3", "labels-idx1"):
-        (data / f"t10k-{kind}-ubyte.gz").symlink_to(SAMPLE_DIR / f"t10k-1000-{kind}-ubyte.gz")
+    data = as_mnist_test_dir(tmp_path / "mnist")
     result = evaluate.main(["--data-dir", str(data), "--weights", str(WEIGHTS_PATH)])
     expected = scores(predict_labels(get_predictor().net, torch.from_numpy(IMAGES.copy())), torch.from_numpy(LABELS))
     assert result == expected and result["count"] == 1000
     assert f"({result['errors']} errors in 1000)" in capsys.readouterr().out
+    # What the Model page shows: the same errors, each a sample image with its true and predicted digit.
+    wrong, count = evaluate.mistakes_on_test_set(data)
+    assert count == 1000 and len(wrong) == result["errors"]
+    matrix = result["confusion_matrix"]
+    off_diagonal = {(t, p): matrix[t][p] for t in range(10) for p in range(10) if t != p and matrix[t][p]}
+    assert Counter((true, predicted) for _, true, predicted in wrong) == off_diagonal
+    image, true, _ = wrong[0]
+    assert any(np.array_equal(image, i) and label == true for i, label in zip(IMAGES, LABELS, strict=True))
 
 
 def test_spoilt_views_are_seeded_and_label_the_wrong_polarity_not_a_digit():

@@ -15,19 +15,21 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist import NoDigitFound, NumberReading, TooManyDigits, read_number
 from mnist.config import MODEL_CARD_PATH
+from mnist.errors import NoDigitFound, TooManyDigits
 from mnist.numbers import (
     Found,
     Segment,
     alone_in_clean,
     places_between,
+    read_number,
     rejoin_doubtful_splits,
     restore_missed_digits,
 )
 from mnist.predict import Prediction, Predictor, get_predictor
 from mnist.preprocess import ink_map, label_components, load_image
 from mnist.reader import LineReader, get_reader, to_strip
+from mnist.results import NumberReading
 from mnist.synth import GAP_TYPES, compose, compose_cells, render
 from mnist.train_reader import TRAIN_DIGITS as READER_TRAIN_DIGITS
 from tests.number_gen import (

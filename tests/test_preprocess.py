@@ -22,9 +22,10 @@ from mnist.preprocess import (
     thumbnail_png,
     to_model_input,
 )
-from tests.redraw import load_sample, place, strokes
+from tests.redraw import place, strokes
+from tests.support.sample import mnist_sample
 
-IMAGES, LABELS = load_sample()
+IMAGES, LABELS = mnist_sample()
 
 
 def drawing(index: int = 0, size=(280, 280), height: int = 180, at=(40, 60)) -> np.ndarray:

@@ -8,13 +8,14 @@ import pytest
 from mnist.errors import InvalidImage, NoDigitFound
 from mnist.predict import get_predictor
 from mnist.preprocess import preprocess
-from tests.redraw import VARIANTS, load_sample, redraw
+from tests.redraw import VARIANTS, redraw
+from tests.support.sample import mnist_sample
 
 # A fixed sample of the committed 1,000 test digits, and a seed for the drawings that
 # was not used while developing the preprocessing (that used training digits).
 SAMPLE_SIZE = 300
 SEED = 2024
-IMAGES, LABELS = load_sample()
+IMAGES, LABELS = mnist_sample()
 SAMPLE = np.random.default_rng(0).choice(len(IMAGES), SAMPLE_SIZE, replace=False)
 
 

@@ -32,16 +32,15 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mnist.config import get_settings
-from mnist.data import read_idx
+from tests.support.browser import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
+from tests.support.sample import mnist_sample
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
 VENV_BIN = Path(sys.executable).parent
 CLIENTS = 16
 LOAD_SECONDS = 8.0
@@ -178,7 +177,7 @@ def log_lines(access_log: Path, start: int = 0) -> list[dict[str, str]]:
 
 def digit_images(count: int = 40) -> list[str]:
     """Base64 PNGs of real MNIST test digits, black on white like the original API client's."""
-    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")[:count]
+    images = mnist_sample()[0][:count]
     encoded = []
     for pixels in images:
         buffer = io.BytesIO()

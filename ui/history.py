@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
+from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.store import SOURCES, Filters, Record, Stats, Store
 from ui import charts, views
-
-if TYPE_CHECKING:
-    from mnist.store import Filters, Record, Stats, Store
 
 PAGE_SIZE = 50
 LABELLED = {"Any": None, "Labelled": True, "Unlabelled": False}
@@ -28,8 +26,6 @@ def _first_page() -> None:
 
 def filters() -> Filters:
     """Filter widgets -> mnist.store.Filters. Dates are UTC days, both ends included."""
-    from mnist.store import SOURCES, Filters
-
     digit_col, source_col, label_col, date_col, conf_col = st.columns([1, 1, 1, 1.4, 1.6])
     digit = digit_col.selectbox(
         "Predicted digit", [None, *range(10)], format_func=_any, key="f_digit", on_change=_first_page
@@ -64,8 +60,6 @@ def _day_range(days: object) -> tuple[datetime | None, datetime | None]:
 
 def csv_text(store: Store, chosen: Filters) -> str:
     """The filtered rows as CSV, built when the person clicks Download (so it is never stale)."""
-    from mnist.errors import StoreUnavailable
-
     try:
         return "".join(store.export_csv(chosen))
     except StoreUnavailable as exc:
@@ -133,11 +127,10 @@ def delete(store: Store, record_id: int) -> None:
 
 
 def _act(action: Callable[[], object], done: str) -> None:
-    from mnist.errors import RecordNotFound, StoreUnavailable
-
+    """Run a relabel or delete; what became of it is shown once by message()."""
     try:
         action()
-    except (StoreUnavailable, RecordNotFound, ValueError) as exc:
+    except (StoreUnavailable, RecordNotFound) as exc:
         st.session_state["history_message"] = ("error", str(exc))
         return
     st.session_state["history_message"] = ("success", done)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
 
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
+from mnist.preprocess import ImageInput, load_image, thumbnail_png
+from mnist.results import NumberReading
 from ui import views
-
-if TYPE_CHECKING:
-    from mnist.numbers import NumberReading
-    from mnist.preprocess import ImageInput
 
 OVERLAY_SIDE = 900  # px: the Draw page's wide canvas, shown at its own size
 BOX_COLOUR = (255, 176, 0)  # amber: visible on a black canvas and on white paper alike
@@ -21,8 +18,6 @@ DIGITS_PER_ROW = 6  # each digit's 28x28 input stays large enough to see its pix
 
 def overlay_png(image: ImageInput, reading: NumberReading) -> bytes:
     """The image (at most OVERLAY_SIDE px) with each digit's box and what it was read as drawn over a copy."""
-    from mnist.preprocess import load_image, thumbnail_png
-
     loaded = load_image(image)
     # thumbnail_png flattens transparency onto black, so a transparent canvas shows as drawn.
     picture = Image.open(io.BytesIO(thumbnail_png(loaded, max_side=OVERLAY_SIDE, max_bytes=4_000_000)))

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from mnist.errors import EngineError, ImageTooLarge, InvalidImage, NoDigitFound, TooManyDigits, UnsupportedImageType
+from mnist.preprocess import thumbnail_png
+from mnist.results import NumberReading, Prediction
 from ui import numbers, resources, views
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from mnist.numbers import NumberReading
-    from mnist.predict import Prediction
 
 # Files per forward pass. A batch this size takes well under a second, so the progress bar
 # moves at a readable pace while most uploads (a few files) still go through in one pass.
@@ -50,10 +48,8 @@ class NumberRow:
     warning: str | None  # why the reading was not saved
 
 
-def problem(exc: Exception) -> str:
+def problem(exc: EngineError) -> str:
     """An engine error -> a sentence for the person who uploaded the file."""
-    from mnist.errors import ImageTooLarge, NoDigitFound, TooManyDigits, UnsupportedImageType
-
     if isinstance(exc, ImageTooLarge):
         return f"Too large: {exc}"
     if isinstance(exc, UnsupportedImageType):
@@ -66,9 +62,6 @@ def problem(exc: Exception) -> str:
 
 
 def _preview(data: bytes) -> bytes | None:
-    from mnist.errors import InvalidImage
-    from mnist.preprocess import thumbnail_png
-
     try:
         return thumbnail_png(data, max_side=THUMB_SIDE)
     except InvalidImage:
@@ -77,7 +70,7 @@ def _preview(data: bytes) -> bytes | None:
 
 def _predict(files: list[Any], source: str) -> list[Row]:
     """One forward pass per BATCH files; the engine enforces the size and pixel limits on each."""
-    from mnist.service import predict_many_and_save
+    from mnist.service import predict_many_and_save  # loads torch: after the page has painted
 
     store = resources.get_store()
     rows: list[Row] = []
@@ -87,7 +80,7 @@ def _predict(files: list[Any], source: str) -> list[Row]:
         images = [(f.name if source == "upload" else None, f.getvalue()) for f in chunk]
         outcomes = predict_many_and_save(images, source=source, store=store)
         for f, (_, data), outcome in zip(chunk, images, outcomes, strict=True):
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, EngineError):
                 rows.append(Row(f.file_id, f.name, _preview(data), None, problem(outcome), None, None))
             else:
                 rows.append(
@@ -103,7 +96,7 @@ def _predict(files: list[Any], source: str) -> list[Row]:
 
 def _read_numbers(files: list[Any], keep_names: bool) -> list[NumberRow]:
     """Each file read as a whole number and saved as one row; a bad file fails alone."""
-    from mnist.service import read_number_and_save
+    from mnist.service import read_number_and_save  # loads torch: after the page has painted
 
     store = resources.get_store()
     rows: list[NumberRow] = []
@@ -112,7 +105,7 @@ def _read_numbers(files: list[Any], keep_names: bool) -> list[NumberRow]:
         data = f.getvalue()
         try:
             outcome = read_number_and_save(data, filename=f.name if keep_names else None, store=store)
-        except ValueError as exc:  # InvalidImage, NoDigitFound, TooManyDigits
+        except EngineError as exc:  # InvalidImage, NoDigitFound, TooManyDigits; a bug is not the file's fault
             rows.append(NumberRow(f.file_id, f.name, None, None, problem(exc), None, None))
         else:
             overlay = numbers.overlay_png(data, outcome.reading)

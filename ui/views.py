@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import re
-from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-if TYPE_CHECKING:
-    from mnist.predict import Prediction
+from mnist.results import Prediction
 
 LOW_CONFIDENCE = 0.6  # below this the page says the model is unsure instead of just showing a number
 GRID_COLOUR = (72, 72, 96)  # between the black background and white ink, visible on both

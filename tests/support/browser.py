@@ -7,13 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from mnist.data import read_idx
+from tests.support.sample import first_of
 
-DATA = Path(__file__).resolve().parent / "data"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -31,9 +29,7 @@ SEVEN = [[(90, 75), (235, 75), (145, 270)]]
 
 def mnist_digit(digit: int, *, side: int = 280, paper: bool = True) -> Image.Image:
     """The first MNIST test image of `digit`, enlarged; black ink on white paper by default."""
-    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
-    pixels = images[np.flatnonzero(labels == digit)[0]]
+    pixels = first_of(digit)
     image = Image.fromarray(255 - pixels if paper else pixels).resize((side, side), Image.Resampling.BILINEAR)
     return image.convert("RGB")
 

@@ -1,0 +1,90 @@
+"""What routes share: the store dependency, the history filters, the bearer token and the prediction threads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
+
+from anyio import to_thread
+from fastapi import Depends, Header, HTTPException, Query, Request
+
+from mnist.config import get_settings
+from mnist.errors import InvalidImage
+from mnist.store import SOURCES, Filters, Store, StoreProvider
+
+_DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
+_WHITESPACE = re.compile(rb"\s+")
+T = TypeVar("T")
+
+
+def provider(request: Request) -> StoreProvider:
+    """The app's store provider (set by create_app)."""
+    return request.app.state.provider
+
+
+def store(request: Request) -> Store:
+    """The migrated store for a history route, or StoreUnavailable (503)."""
+    return provider(request).get()
+
+
+StoreDep = Annotated[Store, Depends(store)]  # history routes: 503 while the database is down
+ProviderDep = Annotated[StoreProvider, Depends(provider)]  # prediction routes: save if the database is up
+
+
+def history_filters(
+    digit: Annotated[int | None, Query(ge=0, le=9)] = None,
+    source: Annotated[Literal[SOURCES] | None, Query()] = None,
+    labelled: Annotated[bool | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="Saved at or after (ISO 8601; no zone means UTC)")] = None,
+    until: Annotated[datetime | None, Query(description="Saved before (ISO 8601; no zone means UTC)")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> Filters:
+    """The History page's seven filters as query parameters; none given means every row."""
+    return Filters(
+        digit=digit,
+        source=source,
+        labelled=labelled,
+        since=since,
+        until=until,
+        min_confidence=min_confidence,
+        max_confidence=max_confidence,
+    )
+
+
+FiltersDep = Annotated[Filters, Depends(history_filters)]
+
+
+def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+    """Pass when MNIST_API_TOKEN is unset or the request carries it as a bearer token; 401 otherwise."""
+    token = get_settings().api_token
+    if token is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    # compare_digest: the time taken must not reveal how much of the token matched.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(
+            401, "a valid 'Authorization: Bearer <token>' header is required", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+async def in_predict_thread(request: Request, work: Callable[..., T], *args: object) -> T:
+    """Run model work on one of the app's own prediction threads (see PREDICT_THREADS in main.py)."""
+    return await to_thread.run_sync(work, *args, limiter=request.app.state.predict_slots)
+
+
+def decode_base64_image(text: str) -> bytes:
+    """The original contract's `image` string -> file bytes (data-URL prefix, whitespace, url-safe, no padding ok)."""
+    data = _WHITESPACE.sub(b"", _DATA_URL_PREFIX.sub("", text.strip(), count=1).encode("ascii", "replace"))
+    if b"-" in data or b"_" in data:
+        data = data.replace(b"-", b"+").replace(b"_", b"/")
+    data += b"=" * (-len(data) % 4)
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidImage("image is not valid base64") from exc

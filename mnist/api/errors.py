@@ -1,0 +1,75 @@
+"""The engine's typed errors -> HTTP statuses with a string `detail`; anything else is a logged 500."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from mnist.errors import (
+    EngineError,
+    ImageTooLarge,
+    InvalidImage,
+    NoDigitFound,
+    RecordNotFound,
+    StoreUnavailable,
+    TooManyDigits,
+    UnsupportedImageType,
+)
+
+
+def status_of(exc: EngineError) -> tuple[int, str]:
+    """The HTTP status and detail for one of the engine's typed errors."""
+    if isinstance(exc, UnsupportedImageType):
+        return 415, str(exc) or "unsupported image type"
+    if isinstance(exc, ImageTooLarge):
+        return 413, str(exc) or "image too large"
+    if isinstance(exc, InvalidImage):
+        return 400, str(exc) or "not an image"
+    if isinstance(exc, NoDigitFound):  # the engine's messages already say "no digit found ..."
+        message = str(exc)
+        if not message.startswith("no digit found"):
+            message = f"no digit found: {message}" if message else "no digit found"
+        return 422, message
+    if isinstance(exc, TooManyDigits):
+        return 422, str(exc)
+    if isinstance(exc, StoreUnavailable):
+        return 503, "the history database is unavailable; try again later"
+    if isinstance(exc, RecordNotFound):
+        return 404, str(exc) or "no such prediction"
+    return 500, "internal error"
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "request body is not valid JSON"
+    parts = []
+    for e in errors:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path"))
+        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
+    return 422, "; ".join(parts) or "invalid request"
+
+
+async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 for a body that is not JSON, 422 naming each invalid field."""
+    status, detail = _validation_message(exc)
+    return JSONResponse({"detail": detail}, status)
+
+
+async def on_engine_error(_request: Request, exc: EngineError) -> JSONResponse:
+    """The status and detail status_of gives."""
+    status, detail = status_of(exc)
+    return JSONResponse({"detail": detail}, status)
+
+
+async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    """A bug: Starlette still logs the traceback server-side; the client never sees it."""
+    return JSONResponse({"detail": "internal error"}, 500)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers above on `app`."""
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(EngineError, on_engine_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,1 @@
+"""One router per resource: predictions (incl. the original /image-predict), numbers, history, health."""

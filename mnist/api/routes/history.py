@@ -1,0 +1,84 @@
+"""The prediction history: list (with the History page's filters), one row, its input image, label, delete, stats."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from PIL import Image
+
+from mnist.api.deps import FiltersDep, StoreDep, authorised
+from mnist.api.schemas import Item, ItemPage, LabelUpdate, StatsOut, item_of
+
+router = APIRouter()
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="History id")]
+
+
+@router.get("/api/v1/predictions", tags=["predictions"], response_model=ItemPage)
+def list_predictions(
+    db: StoreDep,
+    filters: FiltersDep,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """History, newest first, filtered like the History page: digit, source, label, dates, confidence."""
+    page = db.page(offset, limit, filters)
+    return {"items": [item_of(r) for r in page.items], "total": page.total}
+
+
+@router.get("/api/v1/predictions/{record_id}", tags=["predictions"], response_model=Item)
+def get_prediction(record_id: RecordId, db: StoreDep) -> dict[str, Any]:
+    """One history row."""
+    return item_of(db.get(record_id))
+
+
+@router.get(
+    "/api/v1/predictions/{record_id}/input.png",
+    tags=["predictions"],
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def get_model_input(
+    record_id: RecordId,
+    db: StoreDep,
+    scale: Annotated[int, Query(ge=1, le=20, description="Enlarge by this factor (nearest neighbour)")] = 1,
+) -> Response:
+    """The 28x28 image the model saw, as PNG."""
+    image = Image.fromarray(db.get(record_id).model_input)  # (28, 28) uint8 -> mode L
+    if scale > 1:
+        image = image.resize((28 * scale, 28 * scale), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type="image/png")
+
+
+@router.patch(
+    "/api/v1/predictions/{record_id}",
+    tags=["predictions"],
+    response_model=Item,
+    dependencies=[Depends(authorised)],
+)
+def set_label(record_id: RecordId, body: LabelUpdate, db: StoreDep) -> dict[str, Any]:
+    """Record the true digit (0-9), or clear it with null. Needs the bearer token when MNIST_API_TOKEN is set."""
+    return item_of(db.set_label(record_id, body.label))
+
+
+@router.delete(
+    "/api/v1/predictions/{record_id}",
+    tags=["predictions"],
+    status_code=204,
+    response_class=Response,
+    dependencies=[Depends(authorised)],
+)
+def delete_prediction(record_id: RecordId, db: StoreDep) -> Response:
+    """Remove one history row. Needs the bearer token when MNIST_API_TOKEN is set."""
+    db.delete(record_id)
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/stats", tags=["history"], response_model=StatsOut)
+def stats(db: StoreDep, filters: FiltersDep) -> dict[str, Any]:
+    """Totals per digit and source, mean confidence, accuracy and confusion matrix over the filtered rows."""
+    return asdict(db.stats(filters))

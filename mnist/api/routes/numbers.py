@@ -1,0 +1,31 @@
+"""Reading whole numbers: POST /api/v1/numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from mnist.api.deps import ProviderDep, decode_base64_image, in_predict_thread
+from mnist.api.schemas import ImagePredictRequest, NumberResult, number_result_of
+from mnist.service import read_number_and_save
+from mnist.store import StoreProvider
+
+router = APIRouter(tags=["numbers"])
+
+
+@router.post(
+    "/api/v1/numbers",
+    response_model=NumberResult,
+    response_model_exclude_unset=True,
+    responses={400: {}, 413: {}, 415: {}, 422: {}},
+)
+async def read_number(body: ImagePredictRequest, request: Request, stores: ProviderDep) -> dict[str, Any]:
+    """Read the whole number (1-12 digits) in a base64 image; kept in the history as one row (source 'number')."""
+    return await in_predict_thread(request, read_base64_number, body, stores)
+
+
+def read_base64_number(body: ImagePredictRequest, stores: StoreProvider) -> dict[str, Any]:
+    """Decode, read and save one base64 number (on a prediction thread)."""
+    image = decode_base64_image(body.image)
+    return number_result_of(read_number_and_save(image, filename=body.filename, store=stores.get_or_none()))

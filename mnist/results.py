@@ -1,0 +1,53 @@
+"""Plain result types the engine hands out: no torch here, so the store and the pages can name them cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NOT_SAVED = "The history database is unavailable: this prediction was not saved."
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model said about one image, and the 28x28 input it saw."""
+
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    model_input: np.ndarray  # (28, 28) uint8, white ink on black
+    model_version: str
+    box: tuple[int, int, int, int] | None = None  # ink crop (x0, y0, x1, y1) in input pixels
+    # One of "digit", "unsure", "not_a_digit", "several_digits": what the engine makes of the image (issue 23).
+    verdict: str = "digit"
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """A whole number read from an image: its text, and each digit with its box in input pixels."""
+
+    text: str
+    digits: list[Prediction]  # left to right
+    boxes: list[tuple[int, int, int, int]]  # (x0, y0, x1, y1) in input pixels, x1/y1 exclusive
+    confidence: float  # the weakest digit's: a number is only as sure as its least sure digit
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A prediction and what became of it in the history."""
+
+    prediction: Prediction
+    record_id: int | None
+    saved: bool
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class NumberOutcome:
+    """A number read from an image and what became of it in the history."""
+
+    reading: NumberReading
+    record_id: int | None
+    saved: bool
+    warning: str | None = None

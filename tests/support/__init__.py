@@ -1,0 +1,1 @@
+"""Helpers tests share, imported as `tests.support.*`: the MNIST sample, API request builders, history rows."""

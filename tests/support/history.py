@@ -1,0 +1,95 @@
+"""History rows with known contents, and the History filters evaluated in Python to check the database's."""
+
+from __future__ import annotations
+
+import types
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import update
+
+from mnist.store import SOURCES, Filters, PredictionRow, Store
+
+BASE = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def fake(digit: int = 3, confidence: float | None = None, seed: int = 0) -> types.SimpleNamespace:
+    """A prediction-shaped object with random but reproducible contents (no model, no torch)."""
+    rng = np.random.default_rng(seed)
+    probabilities = rng.random(10)
+    probabilities[digit] += 10
+    probabilities = (probabilities / probabilities.sum()).tolist()
+    return types.SimpleNamespace(
+        digit=digit,
+        confidence=probabilities[digit] if confidence is None else confidence,
+        probabilities=probabilities,
+        model_input=rng.integers(0, 256, size=(28, 28), dtype=np.uint8),
+        model_version="test",
+    )
+
+
+def set_created_at(store: Store, record_id: int, when: datetime) -> None:
+    """Move a row in time: save() stamps now, the date filters need rows days apart."""
+    with store.engine.begin() as conn:
+        conn.execute(update(PredictionRow).where(PredictionRow.id == record_id).values(created_at=when))
+
+
+def seed_known(store: Store) -> list[dict]:
+    """30 rows with varied digit, source, confidence, label and time (pairs share a timestamp)."""
+    rows = []
+    for i in range(30):
+        digit = i % 10
+        row = {
+            "digit": digit,
+            "source": SOURCES[i % len(SOURCES)],
+            "confidence": (i * 7 % 20) / 19,  # 0 .. 1 inclusive, scrambled against digit and time
+            "label": None if i % 3 else (digit if i % 2 else (digit + 1) % 10),
+            "created_at": BASE + timedelta(hours=i // 2),
+        }
+        row["id"] = store.save(fake(digit=digit, confidence=row["confidence"], seed=i), source=row["source"])
+        set_created_at(store, row["id"], row["created_at"])
+        if row["label"] is not None:
+            store.set_label(row["id"], row["label"])
+        rows.append(row)
+    return rows
+
+
+def expected_ids(rows: list[dict], f: Filters) -> list[int]:
+    """The same filters, evaluated in Python, newest first with id breaking ties."""
+
+    def keep(r: dict) -> bool:
+        return (
+            (f.digit is None or r["digit"] == f.digit)
+            and (f.source is None or r["source"] == f.source)
+            and (f.labelled is None or (r["label"] is not None) == f.labelled)
+            and (f.since is None or r["created_at"] >= f.since)
+            and (f.until is None or r["created_at"] < f.until)
+            and (f.min_confidence is None or r["confidence"] >= f.min_confidence)
+            and (f.max_confidence is None or r["confidence"] <= f.max_confidence)
+        )
+
+    chosen = sorted((r for r in rows if keep(r)), key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    return [r["id"] for r in chosen]
+
+
+EVERY_FILTER = [
+    Filters(),
+    Filters(digit=0),
+    Filters(digit=7),
+    *[Filters(source=s) for s in SOURCES],
+    Filters(labelled=True),
+    Filters(labelled=False),
+    Filters(since=BASE + timedelta(hours=5)),
+    Filters(until=BASE + timedelta(hours=5)),
+    Filters(since=BASE + timedelta(hours=3), until=BASE + timedelta(hours=9)),
+    Filters(since=datetime(2024, 3, 1, 17), until=datetime(2024, 3, 1, 20)),  # naive = UTC
+    Filters(min_confidence=0.5),
+    Filters(max_confidence=0.3),
+    Filters(min_confidence=0.2, max_confidence=0.6),
+    Filters(min_confidence=1.0),
+    Filters(digit=3, labelled=True),
+    Filters(source="camera", since=BASE + timedelta(hours=2), until=BASE + timedelta(hours=12)),
+    Filters(labelled=False, min_confidence=0.4),
+    Filters(digit=4, source="number", labelled=False, since=BASE, until=BASE + timedelta(days=1), max_confidence=1),
+    Filters(digit=9, source="draw"),  # matches nothing
+]
