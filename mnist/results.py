@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 NOT_SAVED = "The history database is unavailable: this prediction was not saved."
+# What the engine makes of a picture handed in as one digit (Prediction.verdict).
+VERDICTS = ("digit", "unsure", "not_a_digit", "several_digits")
 
 
 @dataclass(frozen=True)
@@ -19,8 +21,7 @@ class Prediction:
     model_input: np.ndarray  # (28, 28) uint8, white ink on black
     model_version: str
     box: tuple[int, int, int, int] | None = None  # ink crop (x0, y0, x1, y1) in input pixels
-    # One of "digit", "unsure", "not_a_digit", "several_digits": what the engine makes of the image (issue 23).
-    verdict: str = "digit"
+    verdict: str = "digit"  # one of VERDICTS: a sure digit, an unsure one, not a digit, several digits
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from sqlalchemy.types import TypeDecorator
 
 from mnist.config import ROOT, get_settings
 from mnist.errors import RecordNotFound, StoreUnavailable
-from mnist.results import Prediction
+from mnist.results import VERDICTS, Prediction
 
 SOURCES = ("draw", "upload", "camera", "api", "number")
 MAX_PAGE = 500
@@ -126,6 +126,7 @@ class PredictionRow(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float())
     label: Mapped[int | None] = mapped_column(SmallInteger())
     labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verdict: Mapped[str] = mapped_column(String(16), server_default="digit")
 
     __table_args__ = (
         # One index per History filter; each ends in created_at so "newest first" reads the index backwards.
@@ -134,6 +135,7 @@ class PredictionRow(Base):
         Index("ix_predictions_source_created_at", "source", "created_at"),
         Index("ix_predictions_label", "label"),
         Index("ix_predictions_confidence", "confidence"),
+        Index("ix_predictions_verdict_created_at", "verdict", "created_at"),
         CheckConstraint("source IN ('draw', 'upload', 'camera', 'api', 'number')", name="source"),
         CheckConstraint("digit BETWEEN 0 AND 9", name="digit"),
         CheckConstraint("label BETWEEN 0 AND 9", name="label"),
@@ -158,8 +160,11 @@ class Filters:
     until: datetime | None = None
     min_confidence: float | None = None
     max_confidence: float | None = None
+    verdict: str | None = None
 
     def __post_init__(self) -> None:
+        if self.verdict is not None:
+            _check_verdict(self.verdict)
         if self.digit is not None:
             _check_digit(self.digit, "digit filter")
         if self.source is not None:
@@ -196,6 +201,7 @@ class Record:
     latency_ms: float | None
     label: int | None
     labelled_at: datetime | None
+    verdict: str = "digit"
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,12 @@ def _check_text(value: object, what: str, *, optional: bool) -> str | None:
     if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise ValueError(f"{what} must be a non-empty string of at most {MAX_TEXT} characters")
     return value
+
+
+def _check_verdict(value: object) -> str:
+    if value not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {value!r}")
+    return str(value)
 
 
 def _check_id(record_id: object) -> int:
@@ -357,6 +369,8 @@ def _conditions(f: Filters) -> list[Any]:
         found.append(row.confidence >= f.min_confidence)
     if f.max_confidence is not None:
         found.append(row.confidence <= f.max_confidence)
+    if f.verdict is not None:
+        found.append(row.verdict == f.verdict)
     return found
 
 
@@ -376,11 +390,12 @@ def _to_record(row: PredictionRow) -> Record:
         latency_ms=row.latency_ms,
         label=row.label,
         labelled_at=row.labelled_at,
+        verdict=row.verdict,
     )
 
 
 CSV_COLUMNS = (
-    ["id", "created_at", "source", "filename", "prediction", "predicted_text", "confidence"]
+    ["id", "created_at", "source", "filename", "prediction", "predicted_text", "confidence", "verdict"]
     + ["label", "labelled_at", "model_version", "latency_ms"]
     + [f"p{d}" for d in range(10)]
 )
@@ -392,6 +407,7 @@ _CSV_FIELDS = (
     PredictionRow.digit,
     PredictionRow.predicted_text,
     PredictionRow.confidence,
+    PredictionRow.verdict,
     PredictionRow.label,
     PredictionRow.labelled_at,
     PredictionRow.model_version,
@@ -539,6 +555,7 @@ class Store:
             "probabilities": probabilities,
             "model_version": model_version,
             "latency_ms": _check_latency(latency_ms),
+            "verdict": _check_verdict(getattr(prediction, "verdict", "digit")),
         }
         statement = insert(PredictionRow).values(values).returning(PredictionRow.id)
         with self._guard(), self.engine.begin() as conn:

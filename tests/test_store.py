@@ -22,6 +22,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 
 from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.results import VERDICTS
 from mnist.store import (
     CSV_COLUMNS,
     SOURCES,
@@ -123,6 +124,30 @@ def test_latest_is_the_last_saved_row(store: Store) -> None:
     assert latest is not None and latest.id == ids[-1] and latest.digit == 4
     store.delete(ids[-1])
     assert store.latest().id == ids[-2]
+
+
+def test_verdict_round_trips_and_old_rows_read_as_digits(store: Store) -> None:
+    ids = {v: store.save(fake(seed=i, verdict=v), source="upload") for i, v in enumerate(VERDICTS)}
+    assert {v: store.get(i).verdict for v, i in ids.items()} == {v: v for v in VERDICTS}
+    # A row written without a verdict (an older client of the store) is a digit, as before verdicts existed.
+    with store.engine.begin() as conn:
+        conn.execute(PredictionRow.__table__.insert().values(**_row_without_verdict()))
+    assert store.page(filters=Filters(verdict="digit")).total == 2
+    exported = list(csv.DictReader(io.StringIO("".join(store.export_csv(Filters(verdict="not_a_digit"))))))
+    assert [row["verdict"] for row in exported] == ["not_a_digit"]
+
+
+def _row_without_verdict() -> dict:
+    p = fake(seed=99)
+    return {
+        "created_at": datetime.now(UTC),
+        "source": "draw",
+        "model_input": p.model_input.tobytes(),
+        "digit": p.digit,
+        "confidence": p.confidence,
+        "probabilities": p.probabilities,
+        "model_version": "old",
+    }
 
 
 def test_record_array_is_read_only(store: Store) -> None:
@@ -356,6 +381,8 @@ def closed_store() -> Store:
         (lambda s: Filters(min_confidence=1.5), "min_confidence"),
         (lambda s: Filters(max_confidence=-0.1), "max_confidence"),
         (lambda s: Filters(since="2024-01-01"), "since"),
+        (lambda s: Filters(verdict="maybe"), "verdict"),
+        (lambda s: s.save(fake(verdict="probably"), source="draw"), "verdict"),
     ],
 )
 def test_bad_values_are_rejected_before_the_database(call, match: str) -> None:

@@ -14,6 +14,8 @@ from ui import charts, views
 
 PAGE_SIZE = 50
 LABELLED = {"Any": None, "Labelled": True, "Unlabelled": False}
+# How the history names each verdict (mnist.results.VERDICTS).
+VERDICT_NAMES = {"digit": "Digit", "unsure": "Unsure", "not_a_digit": "Not a digit", "several_digits": "Several digits"}
 
 
 def _any(value: object) -> str:
@@ -26,12 +28,19 @@ def _first_page() -> None:
 
 def filters() -> Filters:
     """Filter widgets -> mnist.store.Filters. Dates are UTC days, both ends included."""
-    digit_col, source_col, label_col, date_col, conf_col = st.columns([1, 1, 1, 1.4, 1.6])
+    digit_col, source_col, label_col, verdict_col, date_col, conf_col = st.columns([1, 1, 1, 1.1, 1.4, 1.6])
     digit = digit_col.selectbox(
         "Predicted digit", [None, *range(10)], format_func=_any, key="f_digit", on_change=_first_page
     )
     source = source_col.selectbox("Source", [None, *SOURCES], format_func=_any, key="f_source", on_change=_first_page)
     labelled = label_col.selectbox("Label", list(LABELLED), key="f_labelled", on_change=_first_page)
+    verdict = verdict_col.selectbox(
+        "Verdict",
+        [None, *VERDICT_NAMES],
+        format_func=lambda v: "Any" if v is None else VERDICT_NAMES[v],
+        key="f_verdict",
+        on_change=_first_page,
+    )
     days = date_col.date_input("Dates (UTC)", value=(), format="YYYY-MM-DD", key="f_dates", on_change=_first_page)
     low, high = conf_col.slider(
         "Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="%.2f", key="f_conf", on_change=_first_page
@@ -45,6 +54,7 @@ def filters() -> Filters:
         until=until,
         min_confidence=low if low > 0 else None,
         max_confidence=high if high < 1 else None,
+        verdict=verdict,
     )
 
 
@@ -80,6 +90,7 @@ def frame(records: list[Record]) -> pd.DataFrame:
             "input": [views.input_thumbnail(r.model_input) for r in records],
             "prediction": [prediction_text(r) for r in records],
             "confidence": [r.confidence for r in records],
+            "verdict": [VERDICT_NAMES.get(r.verdict, r.verdict) for r in records],
             "label": [r.label for r in records],
             "source": [r.source for r in records],
             "time": [r.created_at.replace(tzinfo=None) for r in records],
@@ -94,6 +105,7 @@ COLUMNS = {
     "input": st.column_config.ImageColumn("Model input", width="small"),
     "prediction": st.column_config.TextColumn("Prediction"),
     "confidence": st.column_config.ProgressColumn("Confidence", format="percent", min_value=0, max_value=1),
+    "verdict": st.column_config.TextColumn("Verdict"),
     "label": st.column_config.NumberColumn("Label", format="%d"),
     "source": st.column_config.TextColumn("Source"),
     "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),

@@ -15,6 +15,7 @@ from fastapi import Depends, Header, HTTPException, Query, Request
 
 from mnist.config import get_settings
 from mnist.errors import InvalidImage
+from mnist.results import VERDICTS
 from mnist.store import SOURCES, Filters, Store, StoreProvider
 
 _DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
@@ -44,8 +45,9 @@ def history_filters(
     until: Annotated[datetime | None, Query(description="Saved before (ISO 8601; no zone means UTC)")] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    verdict: Annotated[Literal[VERDICTS] | None, Query(description="What the engine made of the picture")] = None,
 ) -> Filters:
-    """The History page's seven filters as query parameters; none given means every row."""
+    """The History page's eight filters as query parameters; none given means every row."""
     return Filters(
         digit=digit,
         source=source,
@@ -54,6 +56,7 @@ def history_filters(
         until=until,
         min_confidence=min_confidence,
         max_confidence=max_confidence,
+        verdict=verdict,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt
 
-from mnist.results import NOT_SAVED, NumberOutcome, Outcome
+from mnist.results import NOT_SAVED, VERDICTS, NumberOutcome, Outcome
 from mnist.store import Record
 
 
@@ -25,6 +25,9 @@ class PredictionResult(BaseModel):
     img_shape: list[int]
     confidence: float
     probabilities: list[float]
+    verdict: Literal[VERDICTS] = Field(
+        description='"digit"; "unsure" (a digit, read with too little confidence); "not_a_digit"; "several_digits"'
+    )
     id: int | None
     saved: bool
     warning: str | None = None  # present only when the prediction was not saved
@@ -76,6 +79,7 @@ class Item(BaseModel):
     probabilities: list[float]
     label: int | None
     model_version: str
+    verdict: Literal[VERDICTS]
 
 
 class ItemPage(BaseModel):
@@ -132,6 +136,7 @@ def result_of(outcome: Outcome) -> dict[str, Any]:
         "img_shape": list(p.model_input.shape),
         "confidence": p.confidence,
         "probabilities": p.probabilities,
+        "verdict": p.verdict,
     }
     return out | history_fields(outcome)
 
@@ -164,4 +169,5 @@ def item_of(record: Record) -> dict[str, Any]:
         "probabilities": record.probabilities,
         "label": record.label,
         "model_version": record.model_version,
+        "verdict": record.verdict,
     }

@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy import update
 
+from mnist.results import VERDICTS
 from mnist.store import SOURCES, Filters, PredictionRow, Store
 
 BASE = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def fake(digit: int = 3, confidence: float | None = None, seed: int = 0) -> types.SimpleNamespace:
+def fake(
+    digit: int = 3, confidence: float | None = None, seed: int = 0, verdict: str = "digit"
+) -> types.SimpleNamespace:
     """A prediction-shaped object with random but reproducible contents (no model, no torch)."""
     rng = np.random.default_rng(seed)
     probabilities = rng.random(10)
@@ -25,6 +28,7 @@ def fake(digit: int = 3, confidence: float | None = None, seed: int = 0) -> type
         probabilities=probabilities,
         model_input=rng.integers(0, 256, size=(28, 28), dtype=np.uint8),
         model_version="test",
+        verdict=verdict,
     )
 
 
@@ -45,8 +49,10 @@ def seed_known(store: Store) -> list[dict]:
             "confidence": (i * 7 % 20) / 19,  # 0 .. 1 inclusive, scrambled against digit and time
             "label": None if i % 3 else (digit if i % 2 else (digit + 1) % 10),
             "created_at": BASE + timedelta(hours=i // 2),
+            "verdict": VERDICTS[i * 3 % len(VERDICTS)],
         }
-        row["id"] = store.save(fake(digit=digit, confidence=row["confidence"], seed=i), source=row["source"])
+        prediction = fake(digit=digit, confidence=row["confidence"], seed=i, verdict=row["verdict"])
+        row["id"] = store.save(prediction, source=row["source"])
         set_created_at(store, row["id"], row["created_at"])
         if row["label"] is not None:
             store.set_label(row["id"], row["label"])
@@ -66,6 +72,7 @@ def expected_ids(rows: list[dict], f: Filters) -> list[int]:
             and (f.until is None or r["created_at"] < f.until)
             and (f.min_confidence is None or r["confidence"] >= f.min_confidence)
             and (f.max_confidence is None or r["confidence"] <= f.max_confidence)
+            and (f.verdict is None or r["verdict"] == f.verdict)
         )
 
     chosen = sorted((r for r in rows if keep(r)), key=lambda r: (r["created_at"], r["id"]), reverse=True)
@@ -92,4 +99,6 @@ EVERY_FILTER = [
     Filters(labelled=False, min_confidence=0.4),
     Filters(digit=4, source="number", labelled=False, since=BASE, until=BASE + timedelta(days=1), max_confidence=1),
     Filters(digit=9, source="draw"),  # matches nothing
+    *[Filters(verdict=v) for v in VERDICTS],
+    Filters(verdict="not_a_digit", labelled=False, min_confidence=0.3),
 ]
