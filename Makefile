@@ -69,7 +69,7 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 benchmark: $(VENV)/.dev
-	$(PY) benchmarks/predict_latency.py
+	$(PY) -m benchmarks.predict_latency
 
 train: $(VENV)/.runtime
 	$(PY) -m mnist.train

@@ -1,7 +1,7 @@
 """Load test of POST /image-predict: N keep-alive clients for a fixed time, loopback only.
 
-    python benchmarks/api_load.py --database-url postgresql+psycopg2://postgres@127.0.0.1:5432/bench
-    python benchmarks/api_load.py --url http://127.0.0.1:8501 --database-url <the server's DATABASE_URL>
+    python -m benchmarks.api_load --database-url postgresql+psycopg2://postgres@127.0.0.1:5432/bench
+    python -m benchmarks.api_load --url http://127.0.0.1:8501 --database-url <the server's DATABASE_URL>
 
 Without --url it starts the server exactly as `make run` does (on a free port, DATABASE_URL set to
 --database-url) and stops it afterwards. Prints requests/s, p50/p99 latency, errors, the rows the
@@ -32,14 +32,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
+from PIL import Image
+
+from mnist.store import Store
+from tests.support.sample import mnist_sample
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mnist.data import read_idx  # noqa: E402
-from mnist.store import Store  # noqa: E402
 
 MAX_REQUESTS = 200_000  # hard bound on the whole run, whatever the duration
 
@@ -103,7 +102,7 @@ def make_run(port: int, env: dict[str, str], log_path: Path, timeout: float = 18
 
 def request_bodies(count: int = 200) -> list[bytes]:
     """JSON bodies like the original client's: real MNIST test digits, black ink on white, as base64 PNG."""
-    images = read_idx(ROOT / "tests" / "data" / "t10k-1000-images-idx3-ubyte.gz")[:count]
+    images = mnist_sample()[0][:count]
     bodies = []
     for i, image in enumerate(images):
         buffer = io.BytesIO()

@@ -1,6 +1,6 @@
 """Whole-number reading: accuracy by gap type and style on held-back numbers, and latency.
 
-    python benchmarks/numbers_bench.py [--count 100] [--seed 1] [--repeat 200] [--threads N]
+    python -m benchmarks.numbers_bench [--count 100] [--seed 1] [--repeat 200] [--threads N]
                                        [--fresh | --tune | --unseen] [--reader WEIGHTS] [--layout cells]
 
 Numbers of 2-8 real MNIST test digits (tests/number_gen.py, HELD_BACK split: digits 500-999 of the
@@ -23,7 +23,6 @@ Targets: sequence accuracy >= 97% where digits don't touch, >= 85% where they to
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -32,16 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from mnist.errors import NoDigitFound, TooManyDigits  # noqa: E402
-from mnist.evaluate import predict_labels  # noqa: E402
-from mnist.numbers import read_number  # noqa: E402
-from mnist.predict import get_predictor  # noqa: E402
-from mnist.reader import LineReader, get_reader  # noqa: E402
-from mnist.synth import GAP_TYPES, LAYOUTS, STYLES  # noqa: E402
-from tests.number_gen import (  # noqa: E402
+from mnist.errors import NoDigitFound, TooManyDigits
+from mnist.evaluate import predict_labels
+from mnist.numbers import read_number
+from mnist.predict import get_predictor
+from mnist.reader import LineReader, get_reader
+from mnist.synth import GAP_TYPES, LAYOUTS, STYLES
+from tests.number_gen import (
     FRESH,
     HELD_BACK,
     TUNE,

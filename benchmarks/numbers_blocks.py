@@ -1,6 +1,6 @@
 """How far one 500-digit pool's figure swings: numbers read right, block by block of the MNIST test set.
 
-    python benchmarks/numbers_blocks.py [--count 100] [--seed 1] [--gap separated] [--layout drawn] [--threads N]
+    python -m benchmarks.numbers_blocks [--count 100] [--seed 1] [--gap separated] [--layout drawn] [--threads N]
 
 The committed held-back sample is 500 MNIST test digits (500-999), drawn again and again, so a few
 ambiguous digits in it can decide its figure. This reads numbers (tests/number_gen.py, as
@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.numbers_bench import TARGETS, Cell, accuracy  # noqa: E402
-from mnist.predict import get_predictor  # noqa: E402
-from mnist.reader import get_reader  # noqa: E402
-from mnist.synth import GAP_TYPES, LAYOUTS, STYLES  # noqa: E402
-from tests.number_gen import full_test_set  # noqa: E402
+from benchmarks.numbers_bench import TARGETS, Cell, accuracy
+from mnist.predict import get_predictor
+from mnist.reader import get_reader
+from mnist.synth import GAP_TYPES, LAYOUTS, STYLES
+from tests.number_gen import full_test_set
 
 BLOCKS = [range(start, start + 500) for start in range(500, 10_000, 500)]
 

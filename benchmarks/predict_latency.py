@@ -1,6 +1,6 @@
 """Latency and throughput of mnist.predict, and what doing preprocessing right costs and buys.
 
-    python benchmarks/predict_latency.py [--threads N] [--repeat 300] [--sample 200]
+    python -m benchmarks.predict_latency [--threads N] [--repeat 300] [--sample 200]
 
 Prints one table: p50/p99 latency of a single prediction (a 280x280 canvas image as the
 drawing canvas sends it, RGBA with the strokes in alpha; and a 28x28 MNIST digit),
@@ -13,22 +13,17 @@ Targets: single canvas image p50 <= 2 ms end to end; batch >= 5,000 images/s.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from mnist.errors import InvalidImage, NoDigitFound  # noqa: E402
-from mnist.predict import get_predictor, predict, predict_batch  # noqa: E402
-from mnist.preprocess import load_image, preprocess  # noqa: E402
-from tests.redraw import redraw  # noqa: E402
-from tests.support.sample import mnist_sample  # noqa: E402
+from mnist.errors import InvalidImage, NoDigitFound
+from mnist.predict import get_predictor, predict, predict_batch
+from mnist.preprocess import load_image, preprocess
+from tests.redraw import redraw
+from tests.support.sample import mnist_sample
 
 BATCH = 256
 ACCURACY_VARIANTS = ("black_on_white", "white_on_transparent", "photo_uneven", "thin_pen", "tiny_corner", "ruled_lines")

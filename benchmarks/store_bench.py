@@ -1,6 +1,6 @@
 """History store latency on PostgreSQL at 100,000 rows: save() p50/p99, filtered page() of 50, stats().
 
-    .venv/bin/python benchmarks/store_bench.py [--rows 100000] [--saves 1000]
+    python -m benchmarks.store_bench [--rows 100000] [--saves 1000]
 
 Uses TEST_DATABASE_URL's server (default postgresql+psycopg2://postgres@127.0.0.1:5432/test), in a database
 of its own that it creates and drops. Targets (issue 3): save p50 <= 5 ms; a filtered page of 50 <= 50 ms.
@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import types
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mnist.store import SOURCES, Filters, PredictionRow, Store  # noqa: E402
+from mnist.store import SOURCES, Filters, PredictionRow, Store
 
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 NOW = datetime.now(UTC)
