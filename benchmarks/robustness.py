@@ -1,6 +1,6 @@
 """How the engine holds up on spoilt digits, and whether its verdict tells digits from everything else.
 
-    python benchmarks/robustness.py [--count 200] [--seed 1] [--families a,b] [--no-verdict]
+    python -m benchmarks.robustness [--count 200] [--seed 1] [--families a,b] [--no-verdict]
 
 MNIST test digits (all 10,000 when MNIST_DATA_DIR or ../shared/data/mnist has them, else the committed
 1,000) are spoilt by every mnist.degrade family at severities 1-3 and handed in as white-on-black grey
@@ -18,27 +18,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.predict_latency import naive_input  # noqa: E402
-from mnist.data import load_split  # noqa: E402
-from mnist.degrade import FAMILIES, SEVERITIES, as_image, degrade, to_photo  # noqa: E402
-from mnist.errors import NoDigitFound  # noqa: E402
-from mnist.nondigits import FAMILIES as NON_DIGIT_FAMILIES  # noqa: E402
-from mnist.nondigits import TRAINED, sample  # noqa: E402
-from mnist.predict import Prediction, get_predictor  # noqa: E402
-from mnist.preprocess import candidate_views  # noqa: E402
-from mnist.synth import LAYOUTS, STYLES, render  # noqa: E402
-from tests.redraw import VARIANTS, redraw  # noqa: E402
-from tests.support.sample import mnist_sample  # noqa: E402
+from benchmarks.predict_latency import naive_input
+from mnist.config import ROOT
+from mnist.data import load_split
+from mnist.degrade import FAMILIES, SEVERITIES, as_image, degrade, to_photo
+from mnist.errors import NoDigitFound
+from mnist.nondigits import FAMILIES as NON_DIGIT_FAMILIES
+from mnist.nondigits import TRAINED, sample
+from mnist.predict import Prediction, get_predictor
+from mnist.preprocess import candidate_views
+from mnist.synth import LAYOUTS, STYLES, render
+from tests.redraw import VARIANTS, redraw
+from tests.support.sample import mnist_sample
 
 CHUNK = 64
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import mnist
+from mnist.config import MODEL_CARD_PATH
 from mnist.degrade import FAMILIES, SEVERITIES, degrade, random_degradation, to_photo
 from mnist.errors import NoDigitFound
 from mnist.nondigits import FAMILIES as NON_DIGIT_FAMILIES
 from mnist.nondigits import sample
-from mnist.predict import get_predictor, verdict
+from mnist.predict import get_predictor, predict, verdict
 from mnist.preprocess import candidate_views
 from tests.support.sample import mnist_sample
 
@@ -30,14 +30,14 @@ IMAGES, LABELS = mnist_sample()
 
 @pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if isinstance(e, int)))
 def test_spoilt_digit_is_read_right(name: str) -> None:
-    prediction = mnist.predict(EXAMPLES / name)
+    prediction = predict(EXAMPLES / name)
     assert prediction.digit == EXPECTED[name]
     assert prediction.verdict in ("digit", "unsure")
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if isinstance(e, str)))
 def test_picture_that_is_not_one_digit_says_so(name: str) -> None:
-    assert mnist.predict(EXAMPLES / name).verdict == EXPECTED[name]
+    assert predict(EXAMPLES / name).verdict == EXPECTED[name]
 
 
 def test_every_degradation_family_is_seeded_and_keeps_a_picture() -> None:
@@ -64,21 +64,21 @@ def test_a_picture_with_real_contrast_is_never_answered_blank() -> None:
     rng = np.random.default_rng(5)
     for i in range(12):
         image = to_photo(rng, degrade(rng, IMAGES[i] / 255.0, "frame_fill", 3), invert=bool(i % 2))
-        assert mnist.predict(image).digit in range(10)
+        assert predict(image).digit in range(10)
 
 
 def test_a_blank_canvas_is_still_refused() -> None:
     with pytest.raises(NoDigitFound):
-        mnist.predict(np.zeros((280, 280), np.uint8))
+        predict(np.zeros((280, 280), np.uint8))
     with pytest.raises(NoDigitFound):
-        mnist.predict(Image.new("RGB", (64, 64), (200, 200, 200)))
+        predict(Image.new("RGB", (64, 64), (200, 200, 200)))
 
 
 def test_a_canvas_drawing_is_one_view_and_one_forward_pass() -> None:
     canvas = np.zeros((280, 280), np.uint8)
     canvas[60:220, 130:150] = 255  # a plain 1
     assert len(candidate_views(canvas)) == 1  # sure polarity, nothing left out: nothing to choose
-    assert mnist.predict(canvas).digit == 1
+    assert predict(canvas).digit == 1
 
 
 def test_an_uncertain_picture_gets_both_polarities_in_one_batch() -> None:
@@ -88,7 +88,7 @@ def test_an_uncertain_picture_gets_both_polarities_in_one_batch() -> None:
     calls = []
     handle = get_predictor().net.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     try:
-        mnist.predict(image)
+        predict(image)
     finally:
         handle.remove()
     assert calls == [len(views)]
@@ -102,6 +102,6 @@ def test_verdict_takes_the_group_with_most_probability_and_the_threshold() -> No
 
 
 def test_the_shipped_unsure_threshold_was_chosen_on_validation_data() -> None:
-    card = json.loads((Path(mnist.__file__).parent.parent / "weights" / "model_card.json").read_text())
+    card = json.loads(MODEL_CARD_PATH.read_text())
     assert get_predictor().unsure_below == pytest.approx(card["training"]["calibration"]["unsure_below"], abs=1e-4)
     assert 0.3 < get_predictor().unsure_below < 0.99
