@@ -93,8 +93,10 @@ class Predictor:
 
 
 def verdict(digit_mass: float, not_a_digit: float, several: float, confidence: float, unsure_below: float) -> str:
-    """What the picture is: the class group the network gives most probability, and for a digit, how surely."""
-    if several >= max(digit_mass, not_a_digit):
+    """What the picture is: several digits when any view more likely shows several than not (`several` is the
+    highest over the views: the view that keeps all the ink sees them, the one cut to the main digit does
+    not); else the class group the chosen view gives most probability, and for a digit, how surely."""
+    if several >= 0.5:
         return "several_digits"
     if not_a_digit >= digit_mass:
         return "not_a_digit"

@@ -797,6 +797,9 @@ class View(NamedTuple):
 
 # The frame view is made from a copy at most this long: enough pixels for a 20 px digit.
 FRAME_SIDE = 112
+# Pictures at most this long (digit collections, thumbnails) are also read as they are, squashed to 28x28:
+# they usually frame one digit already, and marks crossing it are then no reason to crop differently.
+RAW_SIDE = 64
 
 
 def candidate_views(image: ImageInput) -> list[View]:
@@ -815,6 +818,9 @@ def candidate_views(image: ImageInput) -> list[View]:
         return [View(fast.model_input, fast.box, "mnist", bool(np.median(_border(np.asarray(img))) > 127))]
     found = _analyse(img)
     views = _ink_views(found, img.size)
+    small = max(img.size) <= RAW_SIDE and img.mode in ("L", "RGB")
+    if small:
+        views += _raw_views(img, [found.dark] if found.certain else [found.dark, not found.dark])
     if not found.certain:
         views += _ink_views(_analyse(img, dark=not found.dark), img.size)
         small = _canonical(img)
@@ -847,6 +853,17 @@ def _ink_views(found: _Ink, size: tuple[int, int]) -> list[View]:
         with contextlib.suppress(NoDigitFound):
             views.insert(0, View(to_model_input(ink, box), _to_input(box, found.scale, size), "digit", found.dark))
     return views
+
+
+def _raw_views(img: Image.Image, polarities: list[bool | None]) -> list[View]:
+    """The whole small picture padded square and squashed to 28x28, as it is, in each polarity asked."""
+    gray = img.convert("L")
+    side = max(gray.size)
+    border = np.median(_border(np.asarray(gray)))
+    square = Image.new("L", (side, side), int(border))
+    square.paste(gray, ((side - gray.width) // 2, (side - gray.height) // 2))
+    a = np.asarray(square.resize((28, 28), Image.Resampling.LANCZOS))
+    return [View(255 - a if dark else a, (0, 0, img.width, img.height), "raw", dark) for dark in polarities]
 
 
 def _frame_view(gray: np.ndarray, size: tuple[int, int], dark: bool | None) -> View | None:

@@ -99,6 +99,8 @@ def test_verdict_takes_the_group_with_most_probability_and_the_threshold() -> No
     assert verdict(0.8, 0.1, 0.1, 0.4, 0.5) == "unsure"
     assert verdict(0.3, 0.6, 0.1, 0.99, 0.5) == "not_a_digit"
     assert verdict(0.3, 0.2, 0.5, 0.99, 0.5) == "several_digits"
+    assert verdict(0.99, 0.0, 0.6, 0.99, 0.5) == "several_digits"  # another view sees several digits
+    assert verdict(0.6, 0.0, 0.4, 0.99, 0.5) == "digit"
 
 
 def test_the_shipped_unsure_threshold_was_chosen_on_validation_data() -> None:
