@@ -858,6 +858,9 @@ def _ink_views(found: _Ink, size: tuple[int, int]) -> list[View]:
 def _raw_views(img: Image.Image, polarities: list[bool | None]) -> list[View]:
     """The whole small picture padded square and squashed to 28x28, as it is, in each polarity asked."""
     gray = img.convert("L")
+    lo, hi = np.percentile(np.asarray(gray), [1, 99.5])
+    if hi - lo < 0.08 * 255:
+        return []  # no contrast worth the name: a blank picture stays blank
     side = max(gray.size)
     border = np.median(_border(np.asarray(gray)))
     square = Image.new("L", (side, side), int(border))

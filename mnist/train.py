@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import platform
@@ -243,8 +244,10 @@ def train_epoch(net, images, labels, optimizer, scheduler, generator, batch_size
 def _cache_key(*args) -> str:
     """A hash of the code that makes training pictures and of the arguments that choose them."""
     digest = hashlib.sha256(repr(args).encode())
-    for module in ("train.py", "degrade.py", "nondigits.py", "preprocess.py", "synth.py"):
+    for module in ("degrade.py", "nondigits.py", "preprocess.py", "synth.py"):
         digest.update((ROOT / "mnist" / module).read_bytes())
+    for function in (_spoil, _several, _nondigit, _views_chunk, spoilt_views):
+        digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()[:16]
 
 
@@ -293,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--several", type=int, default=9000, help="pictures of two or three digits")
     parser.add_argument("--workers", type=int, default=2, help="processes that make the spoilt views")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
     parser.add_argument("--out", default=str(WEIGHTS_PATH))
     parser.add_argument("--card", default=str(MODEL_CARD_PATH))
     args = parser.parse_args(argv)
@@ -344,7 +348,10 @@ def main(argv: list[str] | None = None) -> dict:
     fit_x = torch.cat([train_x] + [v for v, _, _ in fit_sets])
     fit_y = torch.cat([train_y] + [y for _, y, _ in fit_sets])
 
-    net = Net().to(memory_format=torch.channels_last)
+    net = Net()
+    if args.init:
+        net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+    net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = math.ceil(len(fit_x) / args.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -417,6 +424,7 @@ def main(argv: list[str] | None = None) -> dict:
             "(mnist.nondigits; fonts held out) as not a digit; 2-3 digits side by side as several digits",
             "calibration": calibration,
             "seed": args.seed,
+            "init": model_version_of(args.init) if args.init else None,
             "seconds": round(training_seconds, 1),
             "rendering_seconds": round(rendering_seconds, 1),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
