@@ -69,6 +69,20 @@ def test_original_client_request_gets_the_digit_and_is_saved(client: TestClient,
     assert body["confidence"] == max(body["probabilities"])
     record = store.get(body["id"])
     assert (record.source, record.filename, record.digit) == ("api", "request_test.png", ORIGINAL_DIGIT)
+    assert body["verdict"] == record.verdict == "digit"
+
+
+def test_answers_say_when_a_picture_is_not_one_digit_and_the_history_filters_by_it(client: TestClient) -> None:
+    engine = Path(__file__).resolve().parent / "data" / "engine"
+    sent = {name: b64((engine / name).read_bytes()) for name in ("letter_A_0.png", "forty_two_0.png", "zigzag_9.png")}
+    answers = {name: client.post("/image-predict", json={"image": data}).json() for name, data in sent.items()}
+    assert answers["letter_A_0.png"]["verdict"] == "not_a_digit"
+    assert answers["forty_two_0.png"]["verdict"] == "several_digits"
+    assert answers["zigzag_9.png"]["verdict"] in ("digit", "unsure") and answers["zigzag_9.png"]["prediction"] == 9
+    listed = client.get("/api/v1/predictions", params={"verdict": "not_a_digit"}).json()
+    assert [item["id"] for item in listed["items"]] == [answers["letter_A_0.png"]["id"]]
+    assert client.get("/api/v1/stats", params={"verdict": "several_digits"}).json()["total"] == 1
+    assert client.get("/api/v1/predictions", params={"verdict": "maybe"}).status_code == 422
 
 
 def test_sample_from_get_is_a_request_that_works(client: TestClient) -> None:
@@ -189,7 +203,7 @@ def test_list_is_newest_first_with_filters(client: TestClient, digits, store: St
     assert [item["id"] for item in page["items"]] == [other, ids[-1], ids[-2]]
     assert set(page["items"][0]) == {
         "id", "created_at", "source", "filename", "prediction", "predicted_text",
-        "confidence", "probabilities", "label", "model_version",
+        "confidence", "probabilities", "label", "model_version", "verdict",
     }  # fmt: skip
     assert client.get("/api/v1/predictions", params={"offset": 3, "limit": 500}).json()["items"][0]["id"] == ids[-3]
     api_only = client.get("/api/v1/predictions", params={"source": "api"}).json()
@@ -421,7 +435,7 @@ def a_bug(*_args: object, **_kwargs: object) -> None:
 
 
 def test_a_bug_in_the_engine_is_a_server_error_not_a_bad_image(store: Store, digits, monkeypatch) -> None:
-    monkeypatch.setattr("mnist.service.preprocess", a_bug)
+    monkeypatch.setattr("mnist.service.candidate_views", a_bug)
     files = [("file", ("d.png", digits[0][1], "image/png"))]
     body = {"image": b64(digits[0][1])}
     with TestClient(create_app(store=store), raise_server_exceptions=False) as client:

@@ -293,7 +293,7 @@ def test_a_bug_while_reading_an_upload_is_not_blamed_on_the_file(monkeypatch, ca
     def a_bug(*_args, **_kwargs):
         raise ValueError("operands could not be broadcast together")  # a NumPy bug, not an engine error
 
-    monkeypatch.setattr("mnist.service.preprocess", a_bug)
+    monkeypatch.setattr("mnist.service.candidate_views", a_bug)
     # Streamlit's loggers do not propagate to the root logger that caplog listens on: listen on theirs.
     streamlit_log = logging.getLogger("streamlit")
     monkeypatch.setattr(streamlit_log, "handlers", [*streamlit_log.handlers, caplog.handler])
