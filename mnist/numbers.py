@@ -37,7 +37,15 @@ import numpy as np
 
 from mnist.errors import NoDigitFound, TooManyDigits
 from mnist.predict import Prediction, Predictor, get_predictor
-from mnist.preprocess import ImageInput, ink_map, ink_scale, label_components, load_image, to_model_input
+from mnist.preprocess import (
+    ImageInput,
+    ink_map,
+    ink_scale,
+    label_components,
+    load_image,
+    to_input_box,
+    to_model_input,
+)
 from mnist.reader import LineReader, get_reader, to_strip
 from mnist.results import NumberReading
 
@@ -778,15 +786,3 @@ def segment_score(segment: Segment, prediction: Prediction, height: float) -> fl
     score -= ODD_SHAPE * max(0.0, aspect_z(prediction.digit, segment.aspect) - ODD_SHAPE_Z)
     score -= MERGE * max(0, sum(h >= MERGE_TALL * height for h in segment.parts) - 1)
     return score
-
-
-def to_input_box(box: tuple[int, int, int, int], scale: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """An ink-map box -> input pixels (outward rounding, clipped to the image)."""
-    x0, y0, x1, y1 = box
-    w, h = size
-    return (
-        max(0, math.floor(x0 * scale)),
-        max(0, math.floor(y0 * scale)),
-        min(w, math.ceil(x1 * scale)),
-        min(h, math.ceil(y1 * scale)),
-    )

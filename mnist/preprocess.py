@@ -783,7 +783,7 @@ def preprocess(image: ImageInput) -> Preprocessed:
     box = _digit_box(found)
     if box is None:
         raise NoDigitFound("no digit found: the image looks blank")
-    return Preprocessed(to_model_input(found.ink, box), _to_input(box, found.scale, img.size))
+    return Preprocessed(to_model_input(found.ink, box), to_input_box(box, found.scale, img.size))
 
 
 class View(NamedTuple):
@@ -846,12 +846,12 @@ def _ink_views(found: _Ink, size: tuple[int, int]) -> list[View]:
         cols = np.flatnonzero((found.ink > 0.1).any(axis=0))
         with contextlib.suppress(NoDigitFound, IndexError):
             box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-            views.append(View(to_model_input(found.ink), _to_input(box, found.scale, size), "all_ink", found.dark))
+            views.append(View(to_model_input(found.ink), to_input_box(box, found.scale, size), "all_ink", found.dark))
     ink = found.ink.copy() if views else found.ink
     box = _digit_box(found._replace(ink=ink))
     if box is not None:
         with contextlib.suppress(NoDigitFound):
-            views.insert(0, View(to_model_input(ink, box), _to_input(box, found.scale, size), "digit", found.dark))
+            views.insert(0, View(to_model_input(ink, box), to_input_box(box, found.scale, size), "digit", found.dark))
     return views
 
 
@@ -884,8 +884,8 @@ def _frame_view(gray: np.ndarray, size: tuple[int, int], dark: bool | None) -> V
         return None
 
 
-def _to_input(box: tuple[int, int, int, int], scale: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """A box at working resolution -> the same box in input pixels, inside the picture."""
+def to_input_box(box: tuple[int, int, int, int], scale: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box at working resolution (an ink-map box) -> input pixels (outward rounding, clipped to the picture)."""
     x0, y0, x1, y1 = box
     w, h = size
     return (
