@@ -34,7 +34,7 @@ import torch
 from mnist.errors import NoDigitFound, TooManyDigits
 from mnist.evaluate import predict_labels
 from mnist.numbers import read_number
-from mnist.predict import get_predictor
+from mnist.predict import get_number_classifier
 from mnist.reader import LineReader, get_reader
 from mnist.synth import GAP_TYPES, LAYOUTS, STYLES
 from tests.number_gen import (
@@ -91,7 +91,7 @@ def misread_alone(pool: tuple[np.ndarray, np.ndarray], indices: Sequence[int]) -
     holding one were), so the benchmark counts the numbers holding one apart."""
     images, labels = pool
     chosen = np.asarray(indices)
-    read = predict_labels(get_predictor().net, torch.from_numpy(images[chosen])).numpy()
+    read = predict_labels(get_number_classifier().net, torch.from_numpy(images[chosen])).numpy()
     return {int(i) for i in chosen[read != labels[chosen]]}
 
 
@@ -172,12 +172,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    get_predictor()
+    get_number_classifier()
     reader = LineReader(args.reader) if args.reader else get_reader()
     pool_name = "FRESH" if args.fresh else "TUNE" if args.tune else "UNSEEN" if args.unseen else "HELD_BACK"
     results = accuracy(args.count, args.seed, pool_digits(pool_name), reader, args.layout)
     print(
-        f"torch {torch.get_num_threads()} CPU threads, classifier {get_predictor().model_version}, "
+        f"torch {torch.get_num_threads()} CPU threads, classifier {get_number_classifier().model_version}, "
         f"line reader {reader.version}; "
         f"{args.count} numbers of 2-8 digits per cell from {pool_name} digits ({args.layout}), seed {args.seed}"
     )

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from benchmarks.numbers_bench import TARGETS, Cell, accuracy
-from mnist.predict import get_predictor
+from mnist.predict import get_number_classifier
 from mnist.reader import get_reader
 from mnist.synth import GAP_TYPES, LAYOUTS, STYLES
 from tests.number_gen import full_test_set
@@ -49,7 +49,7 @@ def main() -> None:
     if pool is None:
         raise SystemExit("needs the full MNIST files: set MNIST_DATA_DIR")
     print(
-        f"classifier {get_predictor().model_version}, line reader {get_reader().version}; {args.gap} numbers "
+        f"classifier {get_number_classifier().model_version}, line reader {get_reader().version}; {args.gap} numbers "
         f"({args.layout}), {args.count * len(STYLES)} per 500-digit block of MNIST test digits, seed {args.seed}"
     )
     print(f"{'test digits':<12} {'numbers':>7} {'sequence':>9} {'hold an ambiguous digit':>24}")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnist.errors import NoDigitFound, TooManyDigits
-from mnist.predict import Prediction, Predictor, get_predictor
+from mnist.predict import Prediction, Predictor, get_number_classifier
 from mnist.preprocess import (
     ImageInput,
     ink_map,
@@ -160,7 +160,7 @@ def read_number(
     """
     img = load_image(image)
     ink = ink_map(img)
-    predictor = predictor or get_predictor()
+    predictor = predictor or get_number_classifier()
     reader = reader or get_reader()
     segments, opinions = segment_number(ink, predictor)
     strip = to_strip(ink)

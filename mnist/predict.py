@@ -11,7 +11,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from mnist.config import WEIGHTS_PATH
+from mnist.config import NUMBER_CLASSIFIER_PATH, WEIGHTS_PATH
 from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS, Net, class_probabilities
 from mnist.preprocess import ImageInput, View, candidate_views
 from mnist.results import Prediction
@@ -23,8 +23,13 @@ def model_version_of(weights_path: Path) -> str:
 
 
 def load_weights(net: torch.nn.Module, weights_path: Path) -> str:
-    """Load a plain state dict (tensors only: weights_only, never pickle) into `net`, in eval mode; -> its version."""
-    net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    """Load a plain state dict (tensors only: weights_only, never pickle) into `net`, in eval mode; -> its version.
+
+    Weights saved before calibration existed lack the temperature and threshold: they keep the defaults."""
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"temperature", "unsure_below"}:
+        raise RuntimeError(f"{weights_path.name} does not fit the network: missing {missing}, unexpected {unexpected}")
     net.eval()
     return model_version_of(weights_path)
 
@@ -33,7 +38,8 @@ class Predictor:
     """A loaded network. Forward passes in eval/inference mode mutate nothing, so threads may share it."""
 
     def __init__(self, weights_path: Path = WEIGHTS_PATH) -> None:
-        self.net = Net()
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        self.net = Net(classes=int(state["head.6.weight"].shape[0]))  # 10 digits, or 12 with the verdict classes
         self.model_version = load_weights(self.net, weights_path)
 
     def probabilities(self, model_inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -74,7 +80,9 @@ class Predictor:
     def _prediction(self, p: np.ndarray, model_input: np.ndarray, box, several: float | None = None) -> Prediction:
         """One row of class probabilities -> the digit (given it is one), its confidence and the verdict."""
         digits = p[:10] / max(float(p[:10].sum()), 1e-12)
-        several = float(p[SEVERAL_DIGITS]) if several is None else several
+        extra = len(p) > SEVERAL_DIGITS  # the ten-digit classifier knows no other classes
+        not_a_digit = float(p[NOT_A_DIGIT]) if extra else 0.0
+        several = (float(p[SEVERAL_DIGITS]) if extra else 0.0) if several is None else several
         return Prediction(
             digit=int(digits.argmax()),
             confidence=float(digits.max()),
@@ -82,9 +90,7 @@ class Predictor:
             model_input=np.asarray(model_input, dtype=np.uint8),
             model_version=self.model_version,
             box=box,
-            verdict=verdict(
-                float(p[:10].sum()), float(p[NOT_A_DIGIT]), several, float(digits.max()), self.unsure_below
-            ),
+            verdict=verdict(float(p[:10].sum()), not_a_digit, several, float(digits.max()), self.unsure_below),
         )
 
     @property
@@ -123,6 +129,8 @@ def load_once(load: Callable[[], T]) -> Callable[[], T]:
 
 get_predictor = load_once(Predictor)
 get_predictor.__doc__ = "The process-wide predictor, loaded on first use."
+get_number_classifier = load_once(lambda: Predictor(NUMBER_CLASSIFIER_PATH))
+get_number_classifier.__doc__ = "The classifier the number reader scores its segments with, loaded on first use."
 
 
 def predict(image: ImageInput) -> Prediction:

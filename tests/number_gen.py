@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist.config import MODEL_CARD_PATH, get_settings
+from mnist.config import NUMBER_CLASSIFIER_CARD_PATH, get_settings
 from mnist.data import load_split
 from mnist.synth import GAP_TYPES, LAYOUTS, STYLES, render
 from mnist.train import validation_split
@@ -83,7 +83,7 @@ def classifier_split() -> tuple[np.ndarray, np.ndarray]:
 
     The seed and the validation count come from its model card (mnist.train.validation_split draws the split).
     """
-    card = json.loads(MODEL_CARD_PATH.read_text())["training"]
+    card = json.loads(NUMBER_CLASSIFIER_CARD_PATH.read_text())["training"]
     held_out, trained_on = validation_split(60_000, card["validation_images"], card["seed"])
     return held_out.numpy(), trained_on.numpy()
 

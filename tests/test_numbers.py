@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist.config import MODEL_CARD_PATH
+from mnist.config import NUMBER_CLASSIFIER_CARD_PATH
 from mnist.errors import NoDigitFound, TooManyDigits
 from mnist.numbers import (
     Found,
@@ -26,7 +26,7 @@ from mnist.numbers import (
     rejoin_doubtful_splits,
     restore_missed_digits,
 )
-from mnist.predict import Prediction, Predictor, get_predictor
+from mnist.predict import Prediction, Predictor, get_number_classifier
 from mnist.preprocess import ink_map, label_components, load_image
 from mnist.reader import LineReader, get_reader, to_strip
 from mnist.results import NumberReading
@@ -120,7 +120,7 @@ def test_sequence_accuracy_on_fresh_numbers(gap: str) -> None:
 def test_unseen_digits_are_in_neither_models_training_set() -> None:
     _, classifier_trained_on = classifier_split()
     unseen = unseen_digits()
-    trained_count = json.loads(MODEL_CARD_PATH.read_text())["training"]["train_images"]
+    trained_count = json.loads(NUMBER_CLASSIFIER_CARD_PATH.read_text())["training"]["train_images"]
     assert trained_count == len(classifier_trained_on)  # the split the shipped classifier was trained with
     assert 300 <= len(unseen) <= 550  # about 5,000 / 60,000 of the reader's 5,000 validation digits
     assert np.all(np.diff(unseen) > 0)
@@ -165,7 +165,7 @@ def _digits_read_alone(count: int, seed: int) -> list[int]:
     """Held-back digits the classifier reads right on their own: a wrong reading of the number is then the reader's."""
     images, labels = mnist_sample()
     candidates = np.random.default_rng(seed).permutation(np.asarray(HELD_BACK))[: 3 * count]
-    read = get_predictor().classify([images[i] for i in candidates])
+    read = get_number_classifier().classify([images[i] for i in candidates])
     return [int(i) for i, p in zip(candidates, read, strict=True) if p.digit == labels[i]][:count]
 
 
