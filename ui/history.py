@@ -90,11 +90,11 @@ def frame(records: list[Record]) -> pd.DataFrame:
             "input": [views.input_thumbnail(r.model_input) for r in records],
             "prediction": [prediction_text(r) for r in records],
             "confidence": [r.confidence for r in records],
-            "verdict": [VERDICT_NAMES.get(r.verdict, r.verdict) for r in records],
             "label": [r.label for r in records],
             "source": [r.source for r in records],
             "time": [r.created_at.replace(tzinfo=None) for r in records],
             "filename": [r.filename or "" for r in records],
+            "verdict": [VERDICT_NAMES.get(r.verdict, r.verdict) for r in records],
         }
     )
 
@@ -105,11 +105,11 @@ COLUMNS = {
     "input": st.column_config.ImageColumn("Model input", width="small"),
     "prediction": st.column_config.TextColumn("Prediction"),
     "confidence": st.column_config.ProgressColumn("Confidence", format="percent", min_value=0, max_value=1),
-    "verdict": st.column_config.TextColumn("Verdict"),
     "label": st.column_config.NumberColumn("Label", format="%d"),
     "source": st.column_config.TextColumn("Source"),
     "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "filename": st.column_config.TextColumn("Filename", width="medium"),
+    "verdict": st.column_config.TextColumn("Verdict"),
 }
 
 
