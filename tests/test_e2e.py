@@ -136,9 +136,9 @@ def grid_text(page) -> list[str]:
 
 
 def grid_rows(page) -> list[list[str]]:
-    """History rows as cells: id, original, input, prediction, confidence, label, source, time, filename."""
+    """History rows as cells: id, original, input, prediction, confidence, label, source, time, filename, verdict."""
     cells = grid_text(page)
-    return [cells[i : i + 9] for i in range(0, len(cells), 9)]
+    return [cells[i : i + 10] for i in range(0, len(cells), 10)]
 
 
 # --- fixtures -----------------------------------------------------------------------------------------
@@ -286,6 +286,7 @@ def test_draw_save_upload_history_relabel(page, app_url, tmp_path):
     rows = grid_rows(page)
     assert [row[6] for row in rows] == ["upload", "upload", "upload", "draw"]
     assert rows[-1][3] == "7" and "four.png" in [row[8] for row in rows]
+    assert [row[9] for row in rows] == ["Digit"] * 4  # the verdict, last
 
     # Relabel the drawing (the oldest row, so the last) and see it after a reload.
     history_row_click(page, 3)
