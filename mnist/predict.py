@@ -22,11 +22,16 @@ def model_version_of(weights_path: Path) -> str:
     return hashlib.sha256(weights_path.read_bytes()).hexdigest()[:12]
 
 
-def load_weights(net: torch.nn.Module, weights_path: Path) -> str:
-    """Load a plain state dict (tensors only: weights_only, never pickle) into `net`, in eval mode; -> its version.
+def read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
+    """A plain state dict (tensors only: weights_only, never pickle)."""
+    return torch.load(weights_path, map_location="cpu", weights_only=True)
+
+
+def load_weights(net: torch.nn.Module, weights_path: Path, state: dict[str, torch.Tensor] | None = None) -> str:
+    """Load the weights (`state`, if already read) into `net`, in eval mode; -> their version.
 
     Weights saved before calibration existed lack the temperature and threshold: they keep the defaults."""
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    state = read_weights(weights_path) if state is None else state
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"temperature", "unsure_below"}:
         raise RuntimeError(f"{weights_path.name} does not fit the network: missing {missing}, unexpected {unexpected}")
@@ -38,9 +43,9 @@ class Predictor:
     """A loaded network. Forward passes in eval/inference mode mutate nothing, so threads may share it."""
 
     def __init__(self, weights_path: Path = WEIGHTS_PATH) -> None:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        state = read_weights(weights_path)
         self.net = Net(classes=int(state["head.6.weight"].shape[0]))  # 10 digits, or 12 with the verdict classes
-        self.model_version = load_weights(self.net, weights_path)
+        self.model_version = load_weights(self.net, weights_path, state)
 
     def probabilities(self, model_inputs: Sequence[np.ndarray]) -> np.ndarray:
         """28x28 uint8 arrays -> (N, 12) calibrated probabilities (ten digits, not a digit, several), one pass."""
@@ -80,9 +85,9 @@ class Predictor:
     def _prediction(self, p: np.ndarray, model_input: np.ndarray, box, several: float | None = None) -> Prediction:
         """One row of class probabilities -> the digit (given it is one), its confidence and the verdict."""
         digits = p[:10] / max(float(p[:10].sum()), 1e-12)
-        extra = len(p) > SEVERAL_DIGITS  # the ten-digit classifier knows no other classes
-        not_a_digit = float(p[NOT_A_DIGIT]) if extra else 0.0
-        several = (float(p[SEVERAL_DIGITS]) if extra else 0.0) if several is None else several
+        p = np.pad(p, (0, max(0, SEVERAL_DIGITS + 1 - len(p))))  # the ten-digit classifier knows no other classes
+        not_a_digit = float(p[NOT_A_DIGIT])
+        several = float(p[SEVERAL_DIGITS]) if several is None else several
         return Prediction(
             digit=int(digits.argmax()),
             confidence=float(digits.max()),

@@ -858,15 +858,21 @@ def _ink_views(found: _Ink, size: tuple[int, int]) -> list[View]:
 def _raw_views(img: Image.Image, polarities: list[bool | None]) -> list[View]:
     """The whole small picture padded square and squashed to 28x28, as it is, in each polarity asked."""
     gray = img.convert("L")
-    lo, hi = np.percentile(np.asarray(gray), [1, 99.5])
-    if hi - lo < 0.08 * 255:
-        return []  # no contrast worth the name: a blank picture stays blank
+    pixels = np.asarray(gray)
+    if not _has_contrast(pixels / 255.0):
+        return []  # a blank picture stays blank
     side = max(gray.size)
-    border = np.median(_border(np.asarray(gray)))
+    border = np.median(_border(pixels))
     square = Image.new("L", (side, side), int(border))
     square.paste(gray, ((side - gray.width) // 2, (side - gray.height) // 2))
     a = np.asarray(square.resize((28, 28), Image.Resampling.LANCZOS))
     return [View(255 - a if dark else a, (0, 0, img.width, img.height), "raw", dark) for dark in polarities]
+
+
+def _has_contrast(values: np.ndarray) -> bool:
+    """Whether the strongest and faintest values (0..1) of a picture differ by any contrast worth the name."""
+    lo, hi = np.percentile(values, [1, 99.5])
+    return hi - lo >= 0.08
 
 
 def _frame_view(gray: np.ndarray, size: tuple[int, int], dark: bool | None) -> View | None:
@@ -874,9 +880,9 @@ def _frame_view(gray: np.ndarray, size: tuple[int, int], dark: bool | None) -> V
 
     What reads a digit cut out to fill its frame (ink on every edge, so no border shows the paper)."""
     signal = 1.0 - gray if dark else gray
+    if not _has_contrast(signal):
+        return None
     lo, hi = np.percentile(signal, [1, 99.5])
-    if hi - lo < 0.08:
-        return None  # no contrast worth the name
     ink = np.clip((signal - np.float32(lo)) / np.float32(hi - lo), 0, 1)
     try:
         return View(to_model_input(ink), (0, 0, size[0], size[1]), "frame", dark)

@@ -76,6 +76,12 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (x.squeeze(1) * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def _drawn(rng: np.random.Generator, ink: np.ndarray) -> tuple[Image.Image, bool | None]:
+    """Ink drawn by mnist.synth in a random style -> (picture, dark ink?; None: the ink is in alpha)."""
+    style = STYLES[int(rng.integers(len(STYLES)))]
+    return render(rng, ink, style), {"canvas": False, "canvas_rgba": None, "paper": True}.get(style, False)
+
+
 def _spoil(rng: np.random.Generator, digit: np.ndarray) -> tuple[Image.Image, bool | None]:
     """A 28x28 MNIST digit -> (a picture of it as people hand them in, whether its ink is dark; None: in alpha).
 
@@ -85,8 +91,7 @@ def _spoil(rng: np.random.Generator, digit: np.ndarray) -> tuple[Image.Image, bo
     """
     if rng.random() < 0.45:
         ink, _, _ = compose(rng, [digit], "separated")  # one digit at a random size and slant
-        style = STYLES[int(rng.integers(len(STYLES)))]
-        return render(rng, ink, style), {"canvas": False, "canvas_rgba": None, "paper": True}.get(style, False)
+        return _drawn(rng, ink)
     ink = digit.astype(np.float32) / 255.0
     if rng.random() < 0.25:  # the same spoiling on a bigger picture of the digit
         side = int(rng.integers(29, 90))
@@ -104,8 +109,8 @@ def _several(rng: np.random.Generator, digits: np.ndarray) -> tuple[Image.Image,
     layout = LAYOUTS["cells" if rng.random() < 0.3 else "drawn"]
     ink, boxes, _ = layout(rng, list(digits), "separated" if rng.random() < 0.7 else "touching")
     if rng.random() < 0.5:
-        style = STYLES[int(rng.integers(len(STYLES)))]
-        return render(rng, ink, style), boxes, {"canvas": False, "canvas_rgba": None, "paper": True}.get(style, False)
+        image, dark = _drawn(rng, ink)
+        return image, boxes, dark
     dark = bool(rng.random() < 0.5)
     return to_photo(rng, ink, invert=dark), boxes, dark
 
@@ -116,8 +121,7 @@ def _nondigit(rng: np.random.Generator, family: str) -> tuple[Image.Image, bool 
     if rng.random() < 0.3:
         side = int(rng.integers(56, 280))
         ink = np.asarray(Image.fromarray(ink, "F").resize((side, side), Image.Resampling.BILINEAR))
-        style = STYLES[int(rng.integers(len(STYLES)))]
-        return render(rng, ink, style), {"canvas": False, "canvas_rgba": None, "paper": True}.get(style, False)
+        return _drawn(rng, ink)
     if rng.random() < 0.5:
         ink, _ = random_degradation(rng, ink, most=2)
     dark = bool(rng.random() < 0.5)
@@ -251,7 +255,7 @@ def _cache_key(*args) -> str:
     return digest.hexdigest()[:16]
 
 
-def calibrate(net: Net, views: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, clean: torch.Tensor) -> dict:
+def calibrate(net: Net, views: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor) -> dict:
     """Set the network's temperature and unsure threshold on validation data (never the test set).
 
     The temperature minimises the log-loss of all validation views. The threshold is the highest that still
@@ -272,7 +276,7 @@ def calibrate(net: Net, views: torch.Tensor, labels: torch.Tensor, groups: torch
         return value
 
     optimizer.step(loss)
-    temperature = float(t.exp())
+    temperature = float(t.detach().exp())
     net.temperature.fill_(temperature)
     probs = F.softmax(clean_logits / temperature, dim=1)
     digits = probs[:, :10] / probs[:, :10].sum(1, keepdim=True)
@@ -387,7 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
     net = net.to(memory_format=torch.contiguous_format)
     first = torch.ones(len(everyday[2]), dtype=torch.bool)
     first[1:] = everyday[2][1:] != everyday[2][:-1]
-    calibration = calibrate(net, val_views, val_labels, torch.zeros(0), everyday[0][first & (everyday[1] < 10)])
+    calibration = calibrate(net, val_views, val_labels, everyday[0][first & (everyday[1] < 10)])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)

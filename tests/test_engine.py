@@ -42,10 +42,10 @@ def test_picture_that_is_not_one_digit_says_so(name: str) -> None:
 
 def test_every_degradation_family_is_seeded_and_keeps_a_picture() -> None:
     digit = IMAGES[0] / 255.0
-    for family in FAMILIES:
+    for index, family in enumerate(FAMILIES):
         for severity in SEVERITIES:
-            a = degrade(np.random.default_rng([family.__hash__() % 1000, severity]), digit, family, severity)
-            b = degrade(np.random.default_rng([family.__hash__() % 1000, severity]), digit, family, severity)
+            a = degrade(np.random.default_rng([index, severity]), digit, family, severity)
+            b = degrade(np.random.default_rng([index, severity]), digit, family, severity)
             assert np.array_equal(a, b), family
             assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1 and a.max() > 0, family
     combined, names = random_degradation(np.random.default_rng(3), digit)
