@@ -386,10 +386,15 @@ def degrade(rng: np.random.Generator, ink: np.ndarray, family: str, severity: in
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def random_degradation(rng: np.random.Generator, ink: np.ndarray, most: int = 3) -> tuple[np.ndarray, list[str]]:
-    """Up to `most` families at random severities, the size-changing ones last -> (ink, names applied)."""
+def random_degradation(
+    rng: np.random.Generator, ink: np.ndarray, most: int = 3, weights: dict[str, float] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Up to `most` families at random severities, the size-changing ones last -> (ink, names applied).
+
+    `weights` (default 1 each) makes some families likelier: training leans on the ones it finds hardest."""
     count = int(rng.integers(1, most + 1))
-    names = list(rng.choice(list(FAMILIES), size=count, replace=False))
+    odds = None if weights is None else np.array([weights.get(name, 1.0) for name in FAMILIES])
+    names = list(rng.choice(list(FAMILIES), size=count, replace=False, p=None if odds is None else odds / odds.sum()))
     names.sort(key=lambda n: n in _LAST)
     for name in names:
         ink = degrade(rng, ink, name, int(rng.integers(1, 4)))

@@ -40,9 +40,11 @@ class Net(nn.Module):
             nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(128, classes),
         )  # fmt: skip
         # Chosen on validation data after training and saved with the weights: logits are divided by
-        # `temperature` (calibration), and a digit read below `unsure_below` is reported as unsure.
+        # `temperature` (calibration), a digit read below `unsure_below` is reported as unsure, and a picture
+        # whose "not a digit" share (of it and the digits) reaches `not_a_digit_from` as not a digit.
         self.register_buffer("temperature", torch.ones(()))
         self.register_buffer("unsure_below", torch.zeros(()))
+        self.register_buffer("not_a_digit_from", torch.full((), 0.5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 1, 28, 28) float, already normalised with MEAN/STD; returns logits (N, CLASSES)."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from mnist.config import NUMBER_CLASSIFIER_PATH, WEIGHTS_PATH
-from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS, Net, class_probabilities
+from mnist.model import CLASSES, NOT_A_DIGIT, SEVERAL_DIGITS, Net, class_probabilities
 from mnist.preprocess import ImageInput, View, candidate_views
 from mnist.results import Prediction
 
@@ -30,13 +30,16 @@ def read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
 def load_weights(net: torch.nn.Module, weights_path: Path, state: dict[str, torch.Tensor] | None = None) -> str:
     """Load the weights (`state`, if already read) into `net`, in eval mode; -> their version.
 
-    Weights saved before calibration existed lack the temperature and threshold: they keep the defaults."""
+    Weights saved before calibration existed lack the temperature and thresholds: they keep the defaults."""
     state = read_weights(weights_path) if state is None else state
     missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - {"temperature", "unsure_below"}:
+    if unexpected or set(missing) - CALIBRATION:
         raise RuntimeError(f"{weights_path.name} does not fit the network: missing {missing}, unexpected {unexpected}")
     net.eval()
     return model_version_of(weights_path)
+
+
+CALIBRATION = {"temperature", "unsure_below", "not_a_digit_from"}  # buffers chosen after training
 
 
 class Predictor:
@@ -52,7 +55,8 @@ class Predictor:
         batch = torch.from_numpy(np.stack([np.asarray(m, dtype=np.uint8) for m in model_inputs]))
         with torch.inference_mode():
             probs = class_probabilities(self.net, batch).numpy().astype(np.float64)
-        return probs / probs.sum(axis=1, keepdims=True)  # exact sum to 1 after float32 rounding
+        probs /= probs.sum(axis=1, keepdims=True)  # exact sum to 1 after float32 rounding
+        return np.pad(probs, ((0, 0), (0, CLASSES - probs.shape[1])))  # the ten-digit classifier: no verdict classes
 
     def classify(self, model_inputs: Sequence[np.ndarray], boxes: Sequence | None = None) -> list[Prediction]:
         """Already-preprocessed 28x28 uint8 arrays -> predictions, in one forward pass."""
@@ -85,7 +89,6 @@ class Predictor:
     def _prediction(self, p: np.ndarray, model_input: np.ndarray, box, several: float | None = None) -> Prediction:
         """One row of class probabilities -> the digit (given it is one), its confidence and the verdict."""
         digits = p[:10] / max(float(p[:10].sum()), 1e-12)
-        p = np.pad(p, (0, max(0, SEVERAL_DIGITS + 1 - len(p))))  # the ten-digit classifier knows no other classes
         not_a_digit = float(p[NOT_A_DIGIT])
         several = float(p[SEVERAL_DIGITS]) if several is None else several
         return Prediction(
@@ -95,21 +98,30 @@ class Predictor:
             model_input=np.asarray(model_input, dtype=np.uint8),
             model_version=self.model_version,
             box=box,
-            verdict=verdict(float(p[:10].sum()), not_a_digit, several, float(digits.max()), self.unsure_below),
+            verdict=verdict(float(p[:10].sum()), not_a_digit, several, float(digits.max()), self.thresholds),
         )
 
     @property
     def unsure_below(self) -> float:
         return float(self.net.unsure_below)
 
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """(unsure below this confidence, not a digit from this share), both chosen on validation data."""
+        return float(self.net.unsure_below), float(self.net.not_a_digit_from)
 
-def verdict(digit_mass: float, not_a_digit: float, several: float, confidence: float, unsure_below: float) -> str:
+
+def verdict(
+    digit_mass: float, not_a_digit: float, several: float, confidence: float, thresholds: tuple[float, float]
+) -> str:
     """What the picture is: several digits when any view more likely shows several than not (`several` is the
     highest over the views: the view that keeps all the ink sees them, the one cut to the main digit does
-    not); else the class group the chosen view gives most probability, and for a digit, how surely."""
+    not); not a digit when the chosen view gives that class a large enough share of it and the digits; else
+    a digit, sure or not."""
+    unsure_below, not_a_digit_from = thresholds
     if several >= 0.5:
         return "several_digits"
-    if not_a_digit >= digit_mass:
+    if not_a_digit >= not_a_digit_from * (not_a_digit + digit_mass):
         return "not_a_digit"
     return "unsure" if confidence < unsure_below else "digit"
 

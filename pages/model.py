@@ -64,8 +64,9 @@ def card_section(card: dict) -> None:
                 ),
                 (
                     f"- **Verdict** below {training['calibration']['unsure_below']:.0%} confidence a digit is "
-                    f"reported as unsure; probabilities calibrated with temperature "
-                    f"{training['calibration']['temperature']:.2f} (both chosen on validation data)"
+                    f"reported as unsure, and from a {training['calibration'].get('not_a_digit_from', 0.5):.0%} "
+                    f'share for "not a digit" a picture is reported as not one; probabilities calibrated with '
+                    f"temperature {training['calibration']['temperature']:.2f} (all chosen on validation data)"
                     if training.get("calibration")
                     else ""
                 ),
