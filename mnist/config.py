@@ -26,11 +26,22 @@ class Settings:
     max_image_bytes: int
     max_api_body_bytes: int
     max_image_pixels: int
+    save_timeout: float  # seconds a prediction waits for its save (and a health check for the database)
+    history_timeout: float  # seconds any other database call may take: history pages, stats, labels, deletes
 
 
 def _int_env(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
+
+
+def _seconds_env(name: str, default: float, most: float) -> float:
+    """A duration in seconds from the environment, in (0, most]; ValueError names the variable, not its value."""
+    value = os.environ.get(name, "").strip()
+    seconds = float(value) if value else default
+    if not 0 < seconds <= most:
+        raise ValueError(f"{name} must be a number of seconds above 0 and at most {most:g}")
+    return seconds
 
 
 def get_settings() -> Settings:
@@ -43,4 +54,6 @@ def get_settings() -> Settings:
         max_image_bytes=_int_env("MNIST_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
         max_api_body_bytes=_int_env("MNIST_MAX_API_BODY_BYTES", 5 * 1024 * 1024),
         max_image_pixels=_int_env("MNIST_MAX_IMAGE_PIXELS", 4096 * 4096),
+        save_timeout=_seconds_env("MNIST_SAVE_TIMEOUT", 0.5, 60),
+        history_timeout=_seconds_env("MNIST_HISTORY_TIMEOUT", 1.0, 60),
     )

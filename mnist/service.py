@@ -1,26 +1,43 @@
 """The one call pages and the API make: predict, then try to keep it in the history.
 
 A prediction never depends on the database: when saving fails the caller still
-gets the digit (or the number), with saved=False and a warning it can show.
+gets the digit (or the number), with saved=False, a warning it can show and the
+reason's class, and the failure is logged. The store waits for the database a
+bounded time (mnist.store), so a hung database costs a prediction that, no more.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
+from mnist import logs
 from mnist.errors import EngineError, StoreUnavailable
 from mnist.numbers import read_number
 from mnist.predict import get_predictor
 from mnist.preprocess import ImageInput, candidate_views, load_image, thumbnail_png
-from mnist.results import NOT_SAVED, NumberOutcome, NumberReading, Outcome, Prediction
-from mnist.store import Store
+from mnist.results import HISTORY_OFF, NOT_SAVED, NumberOutcome, NumberReading, Outcome, Prediction
+from mnist.store import Store, StoreProvider
 
 NUMBER_SOURCE = "number"
+log = logging.getLogger(__name__)
+# Where a prediction is kept: a Store, the provider that hands out the migrated one (the API and the
+# pages), or None when there is no history at all.
+History = Store | StoreProvider | None
+
+
+def _store_of(history: History) -> Store:
+    """The store to save in, or StoreUnavailable saying why there is none now."""
+    if isinstance(history, StoreProvider):
+        return history.get()
+    if history is None:
+        raise StoreUnavailable("the history is off (DATABASE_URL is not usable)", "off")
+    return history
 
 
 def save_prediction(
-    store: Store | None,
+    store: History,
     prediction: Prediction,
     image: ImageInput,
     *,
@@ -29,11 +46,9 @@ def save_prediction(
     latency_ms: float,
     predicted_text: str | None = None,
 ) -> Outcome:
-    """Try to store one prediction with a thumbnail of its input; an outage becomes a warning."""
-    if store is None:
-        return Outcome(prediction, None, False, None)
+    """Try to store one prediction with a thumbnail of its input; an outage becomes a warning (and a log line)."""
     try:
-        record_id = store.save(
+        record_id = _store_of(store).save(
             prediction,
             source=source,
             filename=filename,
@@ -41,12 +56,15 @@ def save_prediction(
             latency_ms=latency_ms,
             predicted_text=predicted_text,
         )
-    except StoreUnavailable:
-        return Outcome(prediction, None, False, NOT_SAVED)
+    except StoreUnavailable as exc:
+        logs.event(
+            log, "prediction_not_saved", level=logging.WARNING, source=source, reason=exc.reason, detail=str(exc)
+        )
+        return Outcome(prediction, None, False, HISTORY_OFF if exc.reason == "off" else NOT_SAVED, exc.reason)
     return Outcome(prediction, record_id, True, None)
 
 
-def predict_and_save(image: ImageInput, *, source: str, filename: str | None = None, store: Store | None) -> Outcome:
+def predict_and_save(image: ImageInput, *, source: str, filename: str | None = None, store: History) -> Outcome:
     """Preprocess and predict one image (InvalidImage / NoDigitFound propagate), then save it."""
     return predict_many_and_save([(filename, image)], source=source, store=store, raise_errors=True)[0]
 
@@ -55,7 +73,7 @@ def predict_many_and_save(
     images: Sequence[tuple[str | None, ImageInput]],
     *,
     source: str,
-    store: Store | None,
+    store: History,
     raise_errors: bool = False,
 ) -> list[Outcome | EngineError]:
     """Many (filename, image) pairs with one forward pass; a bad image becomes its own error entry."""
@@ -101,7 +119,7 @@ def representative(reading: NumberReading) -> Prediction:
 
 
 def save_reading(
-    store: Store | None, reading: NumberReading, image: ImageInput, *, filename: str | None, latency_ms: float
+    store: History, reading: NumberReading, image: ImageInput, *, filename: str | None, latency_ms: float
 ) -> NumberOutcome:
     """Try to store a number as ONE history row (source "number", predicted_text = the number)."""
     outcome = save_prediction(
@@ -113,10 +131,10 @@ def save_reading(
         latency_ms=latency_ms,
         predicted_text=reading.text,
     )
-    return NumberOutcome(reading, outcome.record_id, outcome.saved, outcome.warning)
+    return NumberOutcome(reading, outcome.record_id, outcome.saved, outcome.warning, outcome.reason)
 
 
-def read_number_and_save(image: ImageInput, *, filename: str | None = None, store: Store | None) -> NumberOutcome:
+def read_number_and_save(image: ImageInput, *, filename: str | None = None, store: History) -> NumberOutcome:
     """Read the whole number in an image (InvalidImage / NoDigitFound / TooManyDigits propagate), then save it."""
     started = time.perf_counter()
     loaded = load_image(image)  # decode once: the reading and the thumbnail both use it

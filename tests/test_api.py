@@ -448,17 +448,23 @@ def test_a_bug_in_the_engine_is_a_server_error_not_a_bad_image(store: Store, dig
     assert store.stats().total == 0
 
 
-def test_database_down_predictions_still_answer(digits, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_down_predictions_still_answer(digits, caplog: pytest.LogCaptureFixture) -> None:
     down = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/nowhere", connect_timeout=1)
     with TestClient(create_app(store=down)) as client:
         response = client.post("/image-predict", json=ORIGINAL_REQUEST)
         assert response.status_code == 200
         body = response.json()
         assert body["prediction"] == ORIGINAL_DIGIT and body["saved"] is False and body["id"] is None
-        assert "not saved" in body["warning"]
+        assert "not saved" in body["warning"] and body["reason"] in ("unavailable", "outage")
         files = [("file", ("d.png", digits[0][1], "image/png"))]
         batch = client.post("/api/v1/predictions", files=files).json()
         assert batch[0]["prediction"] == digits[0][0] and batch[0]["saved"] is False and batch[0]["warning"]
+        # Every prediction not saved leaves a warning with its reason's class (one each, not one per outage).
+        unsaved = [r for r in caplog.records if r.getMessage() == "prediction_not_saved"]
+        assert [(r.fields["source"], r.fields["reason"] in ("unavailable", "outage")) for r in unsaved] == [
+            ("api", True),
+            ("api", True),
+        ]
         for path in ("/api/v1/predictions", "/api/v1/stats", "/api/v1/predictions/1"):
             response = client.get(path)
             assert response.status_code == 503 and "unavailable" in response.json()["detail"], path
@@ -480,8 +486,9 @@ def test_database_that_comes_back_is_migrated_then(tmp_path: Path, digits) -> No
     blocker = tmp_path / "db"
     blocker.write_text("a file where the database directory should be")
     store = Store(f"sqlite:///{blocker / 'history.sqlite3'}")
+    store.PROBE_SECONDS = 0.0  # during the outage, try the database on every call instead of once a second
     app = create_app(store=store)
-    app.state.provider.RETRY_SECONDS = 0.0  # retry at once instead of after a pause
+    app.state.provider.RETRY_SECONDS = 0.0  # retry the migration at once instead of after a pause
     with TestClient(app) as client:
         first = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()
         assert first["saved"] is False

@@ -535,6 +535,7 @@ def test_dashboard_recovers_when_the_database_comes_back_without_a_restart(monke
     blocker.write_text("a file where the database directory should be")
     monkeypatch.setattr(StoreProvider, "RETRY_SECONDS", 0.0)  # ask again at once instead of after a pause
     monkeypatch.setattr(StoreProvider, "STATUS_SECONDS", 0.0)
+    monkeypatch.setattr(Store, "PROBE_SECONDS", 0.0)
     at = open_app(monkeypatch, f"sqlite:///{blocker / 'history.sqlite3'}")
     assert "not reachable" in texts(at.sidebar.warning)
     draw(at, digit_png(5))

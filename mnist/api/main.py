@@ -17,6 +17,7 @@ import torch
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
 
+from mnist import logs
 from mnist.api import errors
 from mnist.api.middleware import BodyLimit
 from mnist.api.routes import health, history, numbers, predictions
@@ -32,10 +33,14 @@ log = logging.getLogger(__name__)
 # threads made it open and close a PostgreSQL connection per request under load), and never
 # the thread tokens Streamlit's file serving and the other endpoints draw on.
 PREDICT_THREADS = 8
+# How long start-up waits for the history's migration: a database that is hung or down at start costs
+# the start that much, then the app serves without a history and migrates once the database answers.
+MIGRATION_WAIT_SECONDS = 10.0
 
 
 def create_app(store: Store | None = None) -> FastAPI:
     """Build the API; `store` lets tests inject a database, otherwise DATABASE_URL's shared provider is used."""
+    logs.configure()
     provider = StoreProvider(store) if store is not None else shared_provider()
 
     @asynccontextmanager
@@ -71,4 +76,4 @@ def warm_up(provider: StoreProvider) -> None:
         get_reader()
     except (OSError, RuntimeError) as exc:  # missing or unreadable weights: /api/v1/health will say so
         log.warning("Model not loaded at startup: %s", exc)
-    provider.get_or_none()
+    provider.get_or_none(wait=MIGRATION_WAIT_SECONDS)

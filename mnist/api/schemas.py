@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt
 
-from mnist.results import NOT_SAVED, VERDICTS, NumberOutcome, Outcome
+from mnist.results import NOT_SAVED, SAVE_FAILURES, VERDICTS, NumberOutcome, Outcome
 from mnist.store import Record
 
 
@@ -31,6 +31,7 @@ class PredictionResult(BaseModel):
     id: int | None
     saved: bool
     warning: str | None = None  # present only when the prediction was not saved
+    reason: Literal[SAVE_FAILURES] | None = Field(None, description="Why it was not saved (present only then)")
 
 
 class BatchPrediction(PredictionResult):
@@ -64,6 +65,7 @@ class NumberResult(BaseModel):
     id: int | None
     saved: bool
     warning: str | None = None  # present only when the number was not saved
+    reason: Literal[SAVE_FAILURES] | None = Field(None, description="Why it was not saved (present only then)")
 
 
 class Item(BaseModel):
@@ -125,6 +127,7 @@ def history_fields(outcome: Outcome | NumberOutcome) -> dict[str, Any]:
     out: dict[str, Any] = {"id": outcome.record_id, "saved": outcome.saved}
     if not outcome.saved:
         out["warning"] = outcome.warning or NOT_SAVED
+        out["reason"] = outcome.reason or "unavailable"
     return out
 
 

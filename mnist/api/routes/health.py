@@ -21,6 +21,6 @@ def health(stores: ProviderDep) -> dict[str, Any]:
         versions = {"model_version": get_predictor().model_version, "reader_version": get_reader().version}
     except (OSError, RuntimeError) as exc:
         raise HTTPException(503, "a model is not loaded (weights missing or unreadable)") from exc
-    current = stores.get_or_none()
+    current = stores.get_or_none(wait=0)  # a migration still under way reads as unavailable, never as a wait
     database = "ok" if current is not None and current.ping() else "unavailable"
     return {"status": "ok", **versions, "database": database}

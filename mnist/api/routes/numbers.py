@@ -28,4 +28,4 @@ async def read_number(body: ImagePredictRequest, request: Request, stores: Provi
 def read_base64_number(body: ImagePredictRequest, stores: StoreProvider) -> dict[str, Any]:
     """Decode, read and save one base64 number (on a prediction thread)."""
     image = decode_base64_image(body.image)
-    return number_result_of(read_number_and_save(image, filename=body.filename, store=stores.get_or_none()))
+    return number_result_of(read_number_and_save(image, filename=body.filename, store=stores))

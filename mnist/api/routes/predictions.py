@@ -55,7 +55,7 @@ async def image_predict(body: ImagePredictRequest, request: Request, stores: Pro
 def predict_base64(body: ImagePredictRequest, stores: StoreProvider) -> dict[str, Any]:
     """Decode, predict and save one base64 image (on a prediction thread)."""
     image = decode_base64_image(body.image)
-    outcome = predict_and_save(image, source=API_SOURCE, filename=body.filename, store=stores.get_or_none())
+    outcome = predict_and_save(image, source=API_SOURCE, filename=body.filename, store=stores)
     return result_of(outcome)
 
 
@@ -79,7 +79,7 @@ async def create_predictions(
 def predict_uploads(file: list[UploadFile], stores: StoreProvider) -> list[dict[str, Any]]:
     """Read, predict and save the uploaded files (on a prediction thread)."""
     images = [(upload.filename, upload.file.read()) for upload in file]  # spooled: may be on disk
-    outcomes = predict_many_and_save(images, source=API_SOURCE, store=stores.get_or_none())
+    outcomes = predict_many_and_save(images, source=API_SOURCE, store=stores)
     results = []
     for (filename, _), outcome in zip(images, outcomes, strict=True):
         if isinstance(outcome, Exception):
