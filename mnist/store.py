@@ -55,6 +55,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -62,7 +63,7 @@ from sqlalchemy.types import TypeDecorator
 
 from mnist import logs
 from mnist.config import ROOT, get_settings
-from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.errors import IdempotencyConflict, RecordNotFound, StoreUnavailable
 from mnist.results import VERDICTS, Prediction
 
 SOURCES = ("draw", "upload", "camera", "api", "number")
@@ -73,6 +74,7 @@ MAX_TEXT = 64  # model_version and predicted_text
 INPUT_SHAPE = (28, 28)
 MIGRATIONS_DIR = ROOT / "migrations"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MIGRATION_LOCK = 0x6D6E697374  # "mnist": one pg_advisory lock so two processes never migrate at once
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,10 @@ class PredictionRow(Base):
     label: Mapped[int | None] = mapped_column(SmallInteger())
     labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     verdict: Mapped[str] = mapped_column(String(16), server_default="digit")
+    # A client's Idempotency-Key, hashed with its endpoint and item (the service's Idempotency.row), and the
+    # digest of what that request sent: a retry finds this row instead of adding one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         # One index per History filter; each ends in created_at so "newest first" reads the index backwards.
@@ -140,6 +146,7 @@ class PredictionRow(Base):
         Index("ix_predictions_label", "label"),
         Index("ix_predictions_confidence", "confidence"),
         Index("ix_predictions_verdict_created_at", "verdict", "created_at"),
+        Index("ix_predictions_idempotency_key", "idempotency_key", unique=True),
         CheckConstraint("source IN ('draw', 'upload', 'camera', 'api', 'number')", name="source"),
         CheckConstraint("digit BETWEEN 0 AND 9", name="digit"),
         CheckConstraint("label BETWEEN 0 AND 9", name="label"),
@@ -342,6 +349,18 @@ def _check_latency(latency_ms: object) -> float | None:
     if not isinstance(latency_ms, numbers.Real) or isinstance(latency_ms, bool) or not 0 <= latency_ms < math.inf:
         raise ValueError(f"latency_ms must be a finite number >= 0, not {latency_ms!r}")
     return float(latency_ms)
+
+
+def _check_idempotency(idempotency: object) -> tuple[str, str] | None:
+    if idempotency is None:
+        return None
+    if not (
+        isinstance(idempotency, tuple)
+        and len(idempotency) == 2
+        and all(isinstance(v, str) and _SHA256.fullmatch(v) for v in idempotency)
+    ):
+        raise ValueError("idempotency must be a (key, request digest) pair of SHA-256 hex digests")
+    return idempotency  # type: ignore[return-value]
 
 
 def _check_filters(filters: object) -> Filters:
@@ -701,11 +720,15 @@ class Store:
         original: bytes | None = None,
         latency_ms: float | None = None,
         predicted_text: str | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> int:
         """Store one prediction (each field is checked: anything shaped like a Prediction is refused if malformed).
 
         Waits save_timeout at most: a save that did not answer by then is rolled back, and the caller
         gets StoreUnavailable (reason "timeout") and says the prediction was not saved.
+
+        `idempotency` is (key, request digest): when a row already has that key, its id is returned and
+        nothing is added (IdempotencyConflict when that row came from a request with another digest).
         """
         digit, confidence, probabilities, model_input, model_version = _check_prediction(prediction)
         values = {
@@ -722,14 +745,37 @@ class Store:
             "latency_ms": _check_latency(latency_ms),
             "verdict": _check_verdict(getattr(prediction, "verdict", "digit")),
         }
-        statement = insert(PredictionRow).values(values).returning(PredictionRow.id)
+        idempotency = _check_idempotency(idempotency)
+        statement = self._insert(values, idempotency)
 
         def work(abandoned: threading.Event) -> int | None:
             with self.engine.connect() as conn:
-                record_id = int(conn.execute(statement).scalar_one())
+                record_id = conn.execute(statement).scalar()
+                if record_id is None:  # the key is taken: its first request's row stands
+                    return self._first_row(conn, idempotency)  # type: ignore[arg-type]
                 return record_id if self._commit(conn, abandoned, f"saved #{record_id}") else None
 
         return self._call(work, self.save_timeout)  # type: ignore[return-value] - None only once abandoned
+
+    def _insert(self, values: dict[str, Any], idempotency: tuple[str, str] | None) -> Any:
+        """INSERT ... RETURNING id; with a key, ON CONFLICT DO NOTHING, so a retry racing its first try adds nothing."""
+        if idempotency is None:
+            return insert(PredictionRow).values(values).returning(PredictionRow.id)
+        dialects = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+        if self.engine.dialect.name not in dialects:
+            raise ValueError("idempotency keys need PostgreSQL or SQLite")
+        key, digest = idempotency
+        keyed = {**values, "idempotency_key": key, "request_digest": digest}
+        statement = dialects[self.engine.dialect.name](PredictionRow).values(keyed)
+        return statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(PredictionRow.id)
+
+    def _first_row(self, conn: Connection, idempotency: tuple[str, str]) -> int:
+        key, digest = idempotency
+        query = select(PredictionRow.id, PredictionRow.request_digest).where(PredictionRow.idempotency_key == key)
+        found = conn.execute(query).one()
+        if found.request_digest != digest:
+            raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
+        return int(found.id)
 
     def get(self, record_id: int) -> Record:
         """One record by id; RecordNotFound when there is none."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
@@ -405,6 +406,75 @@ def test_bad_number_bodies_get_the_same_statuses(client: TestClient, body: dict,
     response = client.post("/api/v1/numbers", json=body)
     assert response.status_code == status, response.text
     assert isinstance(response.json()["detail"], str)
+
+
+# ------------------------------------------------------------------ idempotency
+
+
+def keyed_request(kind: str, digits) -> dict:
+    """One request of each endpoint that saves, as TestClient.post keyword arguments."""
+    if kind == "image-predict":
+        return {"url": "/image-predict", "json": {"image": b64(digits[0][1]), "filename": "k.png"}}
+    if kind == "numbers":
+        return {"url": "/api/v1/numbers", "json": {"image": b64(number_png("42")), "filename": "n.png"}}
+    files = [("file", ("a.png", digits[1][1], "image/png")), ("file", ("b.txt", b"not an image", "text/plain"))]
+    return {"url": "/api/v1/predictions", "files": files + [("file", ("c.png", digits[2][1], "image/png"))]}
+
+
+def saved_ids(answer: dict | list) -> list[int]:
+    return [a["id"] for a in (answer if isinstance(answer, list) else [answer]) if a.get("saved")]
+
+
+@pytest.mark.parametrize("kind", ["image-predict", "numbers", "predictions"])
+def test_a_repeat_with_the_same_key_returns_the_first_answer_and_adds_no_row(
+    client: TestClient, store: Store, digits, kind: str
+) -> None:
+    request = keyed_request(kind, digits)
+    headers = {"Idempotency-Key": f"retry-{kind}-6f1c2a"}
+    first = client.post(**request, headers=headers)
+    assert first.status_code == 200, first.text
+    rows = store.page().total
+    assert rows == len(saved_ids(first.json())) >= 1
+    for _ in range(2):
+        again = client.post(**request, headers=headers)
+        assert again.status_code == 200 and again.json() == first.json()  # the same answer, the same ids
+    assert store.page().total == rows
+    # Without a key every request is new, as the original client has always had it.
+    assert client.post(**request).status_code == 200
+    assert store.page().total == 2 * rows
+
+
+def test_a_key_reused_for_a_different_request_is_refused(client: TestClient, store: Store, digits) -> None:
+    headers = {"Idempotency-Key": "reused"}
+    first = client.post("/image-predict", json={"image": b64(digits[0][1])}, headers=headers)
+    other = client.post("/image-predict", json={"image": b64(digits[3][1])}, headers=headers)
+    assert other.status_code == 422 and "different request" in other.json()["detail"]
+    assert [r.id for r in store.page().items] == [first.json()["id"]]
+    # A key belongs to its endpoint: the same key on another endpoint is another request.
+    number = client.post("/api/v1/numbers", json={"image": b64(number_png("7"))}, headers=headers)
+    assert number.status_code == 200 and number.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "tab\tinside", "caf\u00e9".encode("latin-1")])
+def test_a_malformed_key_is_422(client: TestClient, digits, key: str | bytes) -> None:
+    response = client.post("/image-predict", json={"image": b64(digits[0][1])}, headers={"Idempotency-Key": key})
+    assert response.status_code == 422 and "Idempotency-Key" in response.json()["detail"]
+
+
+def test_concurrent_repeats_of_one_request_make_one_row(client: TestClient, store: Store, digits) -> None:
+    body = {"image": b64(digits[4][1]), "filename": "race.png"}
+    answers: list[dict] = []
+
+    def post() -> None:
+        answers.append(client.post("/image-predict", json=body, headers={"Idempotency-Key": "race"}).json())
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({a["id"] for a in answers}) == 1 and all(a["saved"] for a in answers)
+    assert store.page().total == 1
 
 
 # ------------------------------------------------------------------ token

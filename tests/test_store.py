@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 
-from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.errors import IdempotencyConflict, RecordNotFound, StoreUnavailable
 from mnist.results import VERDICTS
 from mnist.store import (
     CSV_COLUMNS,
@@ -758,6 +758,19 @@ def test_light_engine_modules_import_without_torch() -> None:
     check = "import mnist.store, mnist.errors, mnist.config, sys; assert 'torch' not in sys.modules, 'torch loaded'"
     done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_keyed_save_is_stored_once_whatever_the_number_of_tries(store: Store) -> None:
+    key, digest, other = "a" * 64, "b" * 64, "c" * 64
+    first = store.save(fake(seed=1), source="api", idempotency=(key, digest))
+    assert store.save(fake(seed=1), source="api", idempotency=(key, digest)) == first
+    with pytest.raises(IdempotencyConflict):
+        store.save(fake(seed=2), source="api", idempotency=(key, other))
+    unkeyed = [store.save(fake(seed=3), source="api") for _ in range(2)]  # no key: each save is a row
+    assert len(set(unkeyed)) == 2 and store.page().total == 3
+    for bad in (("short", digest), (key,), (key.upper(), digest), "ab"):
+        with pytest.raises(ValueError, match="idempotency"):
+            store.save(fake(), source="api", idempotency=bad)
 
 
 def test_confidence_bounds_are_inclusive(store: Store) -> None:

@@ -62,6 +62,20 @@ def history_filters(
 
 FiltersDep = Annotated[Filters, Depends(history_filters)]
 
+# Any visible ASCII, 1-255 characters (a UUID is the usual choice); the same key on a retry finds the
+# rows the first try made (mnist.service.Idempotency).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Send the same key again to retry this request: the answer and row ids are the first try's, "
+        "and no second row is added. Reusing a key for a different request is a 422.",
+    ),
+]
+
 
 def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
     """Pass when MNIST_API_TOKEN is unset or the request carries it as a bearer token; 401 otherwise."""

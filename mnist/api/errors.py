@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from mnist.errors import (
     EngineError,
+    IdempotencyConflict,
     ImageTooLarge,
     InvalidImage,
     NoDigitFound,
@@ -31,7 +32,7 @@ def status_of(exc: EngineError) -> tuple[int, str]:
         if not message.startswith("no digit found"):
             message = f"no digit found: {message}" if message else "no digit found"
         return 422, message
-    if isinstance(exc, TooManyDigits):
+    if isinstance(exc, TooManyDigits | IdempotencyConflict):
         return 422, str(exc)
     if isinstance(exc, StoreUnavailable):
         return 503, "the history database is unavailable; try again later"

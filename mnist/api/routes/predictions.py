@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from mnist.api.deps import ProviderDep, decode_base64_image, in_predict_thread
+from mnist.api.deps import IdempotencyKey, ProviderDep, decode_base64_image, in_predict_thread
 from mnist.api.errors import status_of
 from mnist.api.schemas import BatchError, BatchPrediction, ImagePredictRequest, PredictionResult, result_of
-from mnist.service import predict_and_save, predict_many_and_save
+from mnist.service import Idempotency, predict_and_save, predict_many_and_save
 from mnist.store import StoreProvider
 
 API_SOURCE = "api"
@@ -45,17 +45,20 @@ def image_predict_sample() -> dict[str, Any]:
     response_model=PredictionResult,
     responses={400: {}, 413: {}, 415: {}, 422: {}},
 )
-async def image_predict(body: ImagePredictRequest, request: Request, stores: ProviderDep) -> JSONResponse:
+async def image_predict(
+    body: ImagePredictRequest, request: Request, stores: ProviderDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Predict the digit in a base64 image and keep it in the history (source 'api')."""
-    result = await in_predict_thread(request, predict_base64, body, stores)
+    result = await in_predict_thread(request, predict_base64, body, stores, idempotency_key)
     # The hot path: a ready response skips re-validating our own dict against the model (documented above).
     return JSONResponse(result)
 
 
-def predict_base64(body: ImagePredictRequest, stores: StoreProvider) -> dict[str, Any]:
+def predict_base64(body: ImagePredictRequest, stores: StoreProvider, key: str | None) -> dict[str, Any]:
     """Decode, predict and save one base64 image (on a prediction thread)."""
     image = decode_base64_image(body.image)
-    outcome = predict_and_save(image, source=API_SOURCE, filename=body.filename, store=stores)
+    idempotency = Idempotency.of(key, "/image-predict", image, (body.filename or "").encode())
+    outcome = predict_and_save(image, source=API_SOURCE, filename=body.filename, store=stores, idempotency=idempotency)
     return result_of(outcome)
 
 
@@ -69,17 +72,20 @@ async def create_predictions(
     file: Annotated[list[UploadFile], File(description="One or more image files, each in a 'file' part")],
     request: Request,
     stores: ProviderDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> list[dict[str, Any]]:
     """Predict every uploaded file with one forward pass; a bad file gets its own error entry."""
     if len(file) > MAX_FILES_PER_REQUEST:
         raise HTTPException(422, f"at most {MAX_FILES_PER_REQUEST} files per request")
-    return await in_predict_thread(request, predict_uploads, file, stores)
+    return await in_predict_thread(request, predict_uploads, file, stores, idempotency_key)
 
 
-def predict_uploads(file: list[UploadFile], stores: StoreProvider) -> list[dict[str, Any]]:
+def predict_uploads(file: list[UploadFile], stores: StoreProvider, key: str | None) -> list[dict[str, Any]]:
     """Read, predict and save the uploaded files (on a prediction thread)."""
     images = [(upload.filename, upload.file.read()) for upload in file]  # spooled: may be on disk
-    outcomes = predict_many_and_save(images, source=API_SOURCE, store=stores)
+    parts = [part for name, data in images for part in ((name or "").encode(), data)]
+    idempotency = Idempotency.of(key, "/api/v1/predictions", *parts)
+    outcomes = predict_many_and_save(images, source=API_SOURCE, store=stores, idempotency=idempotency)
     results = []
     for (filename, _), outcome in zip(images, outcomes, strict=True):
         if isinstance(outcome, Exception):
