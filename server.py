@@ -1,7 +1,7 @@
 """One server, one port: the Streamlit dashboard (app.py) with the JSON API (mnist.api) beside it.
 
 `streamlit run server.py` finds the `st.App` below and serves it with uvicorn (that is what
-`make run` does). Requests for /api/... and /image-predict go to the FastAPI app unchanged;
+`make run` does). Requests for /api/..., /image-predict and /metrics go to the FastAPI app unchanged;
 everything else (the page, /_stcore/..., static files, the websocket) is Streamlit's.
 """
 
@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist.api import app as api
 
-API_PREFIXES = ("/api", "/image-predict")
+API_PREFIXES = ("/api", "/image-predict", "/metrics")
 
 
 class ApiFirst:

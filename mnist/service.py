@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mnist import logs
+from mnist import logs, metrics
 from mnist.errors import EngineError, StoreUnavailable
 from mnist.numbers import read_number
 from mnist.predict import get_predictor
@@ -90,6 +90,7 @@ def save_prediction(
             idempotency=idempotency,
         )
     except StoreUnavailable as exc:
+        metrics.SAVES_FAILED.labels(exc.reason).inc()
         logs.event(
             log, "prediction_not_saved", level=logging.WARNING, source=source, reason=exc.reason, detail=str(exc)
         )
@@ -140,6 +141,7 @@ def predict_many_and_save(
             continue
         key = idempotency.row(index) if idempotency else None
         prediction = next(predictions)
+        metrics.PREDICTIONS.labels(prediction.verdict).inc()
         results.append(
             save_prediction(
                 store, prediction, loaded, source=source, filename=filename, latency_ms=latency_ms, idempotency=key

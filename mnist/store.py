@@ -61,7 +61,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-from mnist import logs
+from mnist import logs, metrics
 from mnist.config import ROOT, get_settings
 from mnist.errors import IdempotencyConflict, RecordNotFound, StoreUnavailable
 from mnist.results import VERDICTS, Prediction
@@ -633,6 +633,7 @@ class Store:
             return False
         conn.commit()
         if abandoned.is_set():
+            metrics.LATE_COMMITS.inc()
             logs.event(log, "late_commit", level=logging.WARNING, database=self.describe(), change=what)
         return True
 
@@ -658,6 +659,7 @@ class Store:
                 return
             self._outage = Outage(datetime.now(UTC), exc.reason, str(exc))
             self._probe_at = time.monotonic() + self.PROBE_SECONDS
+        metrics.DATABASE_OUTAGE.labels(self.describe()).set(1)
         logs.event(
             log, "database_outage_started", level=logging.WARNING, database=self.describe(), reason=exc.reason,
             detail=str(exc),
@@ -670,6 +672,7 @@ class Store:
         with self._outage_lock:
             outage, self._outage = self._outage, None
         if outage is not None:
+            metrics.DATABASE_OUTAGE.labels(self.describe()).set(0)
             seconds = (datetime.now(UTC) - outage.since).total_seconds()
             logs.event(
                 log, "database_outage_ended", level=logging.WARNING, database=self.describe(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
+from mnist import logs
 from mnist.api import create_app
 from mnist.predict import get_predictor
 from mnist.preprocess import crop_to_ink
@@ -333,6 +336,64 @@ def test_openapi_docs_are_served_under_api(client: TestClient) -> None:
     assert {"/image-predict", "/api/v1/predictions", "/api/v1/numbers", "/api/v1/health"} <= set(schema["paths"])
     docs = client.get("/api/docs")
     assert docs.status_code == 200 and "/api/openapi.json" in docs.text
+
+
+# ------------------------------------------------------------------ observability
+
+
+def metric(client: TestClient, name: str, **labels: str) -> float:
+    """One sample's value from GET /metrics (0 when it has not been counted yet)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_every_request_is_one_log_line_and_one_latency_sample(client: TestClient, caplog) -> None:
+    route = "/api/v1/predictions/{record_id}"
+    before = metric(client, "mnist_http_request_duration_seconds_count", method="GET", route=route, status="404")
+    caplog.clear()
+    assert client.get("/api/v1/predictions/424242").status_code == 404
+    assert client.get("/api/v1/nothing-here").status_code == 404
+    lines = [r.fields for r in caplog.records if r.name == "mnist.access"]
+    assert [(f["method"], f["route"], f["status"]) for f in lines] == [
+        ("GET", route, 404),
+        ("GET", "unmatched", 404),
+    ]
+    assert all(isinstance(f["ms"], float) and f["ms"] >= 0 for f in lines)
+    after = metric(client, "mnist_http_request_duration_seconds_count", method="GET", route=route, status="404")
+    assert after == before + 1
+
+
+def test_metrics_count_predictions_by_verdict_failed_saves_and_name_the_model(digits) -> None:
+    down = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/nowhere", connect_timeout=1)
+    with TestClient(create_app(store=down)) as client:
+        predicted = metric(client, "mnist_predictions_total", verdict="digit")
+        failed = sum(metric(client, "mnist_saves_failed_total", reason=r) for r in ("unavailable", "outage"))
+        assert client.post("/image-predict", json=ORIGINAL_REQUEST).json()["verdict"] == "digit"
+        assert metric(client, "mnist_predictions_total", verdict="digit") == predicted + 1
+        assert (
+            sum(metric(client, "mnist_saves_failed_total", reason=r) for r in ("unavailable", "outage")) == failed + 1
+        )
+        assert metric(client, "mnist_database_outage", database=down.describe()) == 1
+        versions = {"model_version": get_predictor().model_version, "reader_version": get_reader().version}
+        assert metric(client, "mnist_model_info", **versions) == 1
+        assert client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+def test_the_start_up_summary_says_what_serves_and_shows_no_secret(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("MNIST_API_TOKEN", "tok-s3cret-value")
+    down = Store(f"postgresql+psycopg2://app:pw-s3cret@127.0.0.1:{closed_port()}/history", connect_timeout=1)
+    with TestClient(create_app(store=down)):
+        pass
+    (started,) = [r for r in caplog.records if r.getMessage() == "started"]
+    line = logs.JsonLines().format(started)  # the very line the process writes
+    assert "s3cret" not in line
+    summary = json.loads(line)
+    assert summary["database"] == down.describe() and summary["database_ready"] is False
+    assert summary["api_token"] == "set" and summary["model_version"] == get_predictor().model_version
+    assert summary["save_timeout_s"] == 0.5 and summary["max_api_body_bytes"] == 5 * 1024 * 1024
 
 
 # ------------------------------------------------------------------ v1: numbers

@@ -94,6 +94,12 @@ def test_make_run_serves_dashboard_and_api_on_one_port(tmp_path: Path) -> None:
             status, _, body = get(port, "/api/docs")
             assert status == 200 and b"/api/openapi.json" in body
 
+            status, content_type, body = get(port, "/metrics")  # Prometheus, beside the API
+            assert status == 200 and content_type.startswith("text/plain")
+            assert (
+                b'mnist_http_request_duration_seconds_count{method="POST",route="/image-predict",status="200"}' in body
+            )
+
             # A server that buffered the whole body would wait for the end of a stream that never ends;
             # ours answers 413 once it has counted 5 MB (what else was sent sits in socket buffers).
             cap = 64 * 1024 * 1024
@@ -109,3 +115,8 @@ def test_make_run_serves_dashboard_and_api_on_one_port(tmp_path: Path) -> None:
     # stop; a healthy one stops in a few seconds. 60 s tells the two apart on a busy 2-core machine.
     assert time.monotonic() - started < 60, "the server did not stop after SIGTERM"
     assert "Traceback" not in log, log[-4000:]
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]  # the JSON-lines log
+    started = next(e for e in events if e["event"] == "started")
+    assert started["database"].startswith("SQLite") and started["database_ready"] is True
+    requests = [(e["method"], e["route"], e["status"]) for e in events if e["event"] == "request"]
+    assert ("POST", "/image-predict", 200) in requests and ("GET", "/api/v1/health", 200) in requests

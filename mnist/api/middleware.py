@@ -1,10 +1,58 @@
-"""Pure ASGI middleware: the request body limit, enforced from Content-Length and while the body streams."""
+"""Pure ASGI middleware: the access log and request metrics, and the request body limit."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Sequence
+
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mnist import logs, metrics
+
+log = logging.getLogger("mnist.access")
+
+
+def routes_for(routes: Sequence[BaseRoute], scope: Scope) -> list[BaseRoute]:
+    """The routes whose path matches the request's, whatever their methods (FULL or PARTIAL matches)."""
+    return [route for route in routes if route.matches(scope)[0] != Match.NONE]
+
+
+class AccessLog:
+    """One structured line and one histogram sample per request: method, route template, status, latency.
+
+    The route is the template (/api/v1/predictions/{record_id}), never the path, so the metric keeps a
+    few series; paths no route takes count as "unmatched". No header, query or body is logged.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app raises before answering
+
+        async def watching_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        finally:
+            seconds = time.perf_counter() - started
+            matched = routes_for(self.routes, scope)
+            route = getattr(matched[0], "path", "unmatched") if matched else "unmatched"
+            metrics.REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(seconds)
+            logs.event(log, "request", method=scope["method"], route=route, status=status, ms=round(seconds * 1000, 1))
 
 
 class BodyTooLarge(HTTPException):
