@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist.api import app as api
 from mnist.api.main import warm_up
+from mnist.api.middleware import BodyLimit, SecurityHeaders
+from mnist.config import get_settings
 
 API_PREFIXES = ("/api", "/image-predict", "/metrics")
 
@@ -53,7 +55,17 @@ async def lifespan(_app: object) -> AsyncIterator[None]:
         yield
 
 
-app = st.App("app.py", middleware=[Middleware(ApiFirst, api=api)], lifespan=lifespan)
+# The API brings its own middleware; the dashboard's pages, files and uploads get the same headers and the
+# same cut-off for stalled bodies (Streamlit enforces its own upload size).
+app = st.App(
+    "app.py",
+    middleware=[
+        Middleware(ApiFirst, api=api),
+        Middleware(SecurityHeaders),
+        Middleware(BodyLimit, limit=None, stall_seconds=get_settings().body_timeout),
+    ],
+    lifespan=lifespan,
+)
 
 
 def main() -> None:

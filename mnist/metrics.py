@@ -17,4 +17,6 @@ PREDICTIONS = Counter("mnist_predictions_total", "Single-digit predictions made,
 SAVES_FAILED = Counter("mnist_saves_failed_total", "Predictions answered but not saved, by reason", ["reason"])
 LATE_COMMITS = Counter("mnist_late_commits_total", "Changes committed after their caller had stopped waiting")
 DATABASE_OUTAGE = Gauge("mnist_database_outage", "1 while the history database is in an outage", ["database"])
+BODY_TIMEOUTS = Counter("mnist_request_body_timeouts_total", "Requests cut off because their body stalled")
+CROSS_ORIGIN_REFUSED = Counter("mnist_cross_origin_refused_total", "Cross-origin writes refused (origin not allowed)")
 MODEL = Info("mnist_model", "The models answering: the digit classifier's and the number reader's versions")

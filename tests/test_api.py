@@ -18,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mnist import logs
 from mnist.api import create_app
+from mnist.api.middleware import SECURITY_HEADERS
+from mnist.config import get_settings
 from mnist.predict import get_predictor
 from mnist.preprocess import crop_to_ink
 from mnist.reader import get_reader
@@ -394,6 +396,83 @@ def test_the_start_up_summary_says_what_serves_and_shows_no_secret(monkeypatch, 
     assert summary["database"] == down.describe() and summary["database_ready"] is False
     assert summary["api_token"] == "set" and summary["model_version"] == get_predictor().model_version
     assert summary["save_timeout_s"] == 0.5 and summary["max_api_body_bytes"] == 5 * 1024 * 1024
+
+
+# ------------------------------------------------------------------ edges: headers, origins
+
+
+def test_every_answer_carries_the_security_headers(client: TestClient, digits) -> None:
+    record_id = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()["id"]
+    answers = [
+        client.get(f"/api/v1/predictions/{record_id}"),
+        client.get(f"/api/v1/predictions/{record_id}/input.png"),
+        client.get("/api/v1/nothing-here"),
+        client.post("/image-predict", content=b"{not json", headers={"Content-Type": "application/json"}),
+        client.get("/api/docs"),
+        client.get("/metrics"),
+    ]
+    for response in answers:
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get_list(name) == [value], (response.request.url, name)
+
+
+EVIL = "http://evil.example"
+
+
+def test_a_cross_origin_write_is_refused_and_stores_nothing(client: TestClient, store: Store, digits) -> None:
+    files = [("file", ("d.png", digits[0][1], "image/png"))]  # a "simple" request: browsers send it unasked
+    refused = client.post("/api/v1/predictions", files=files, headers={"Origin": EVIL})
+    assert refused.status_code == 403 and "MNIST_ALLOWED_ORIGINS" in refused.json()["detail"]
+    body = {"image": b64(digits[0][1])}
+    assert client.post("/image-predict", json=body, headers={"Origin": EVIL}).status_code == 403
+    assert client.delete("/api/v1/predictions/1", headers={"Origin": "null"}).status_code == 403
+    assert store.page().total == 0
+    # Reads stay open (CORS keeps other sites from reading them); the page's own origin and clients
+    # without an Origin (scripts, the original client) write as before.
+    assert client.get("/api/v1/stats", headers={"Origin": EVIL}).status_code == 200
+    own = {"Origin": "http://testserver", "Host": "testserver"}
+    assert client.post("/api/v1/predictions", files=files, headers=own).json()[0]["saved"] is True
+    assert client.post("/image-predict", json=ORIGINAL_REQUEST).status_code == 200
+    assert "access-control-allow-origin" not in client.get("/api/v1/stats", headers={"Origin": EVIL}).headers
+
+
+def test_an_allowed_origin_may_write_and_read_cross_origin(store: Store, digits, monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_ALLOWED_ORIGINS", "https://digits.example.org, http://localhost:3000/")
+    with TestClient(create_app(store=store)) as client:
+        allowed = {"Origin": "https://digits.example.org"}
+        response = client.post("/image-predict", json={"image": b64(digits[0][1])}, headers=allowed)
+        assert response.status_code == 200 and response.headers["access-control-allow-origin"] == allowed["Origin"]
+        preflight = client.options(
+            "/image-predict",
+            headers={
+                **allowed,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "idempotency-key",
+            },
+        )
+        assert preflight.status_code == 200 and "POST" in preflight.headers["access-control-allow-methods"]
+        assert (
+            client.post(
+                "/image-predict", json=ORIGINAL_REQUEST, headers={"Origin": "http://localhost:3000"}
+            ).status_code
+            == 200
+        )
+        assert client.post("/image-predict", json=ORIGINAL_REQUEST, headers={"Origin": EVIL}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MNIST_BODY_TIMEOUT", "30"),
+        ("MNIST_BODY_TIMEOUT", "0"),
+        ("MNIST_SAVE_TIMEOUT", "-1"),
+        ("MNIST_ALLOWED_ORIGINS", "evil.example"),
+    ],
+)
+def test_settings_out_of_bounds_are_refused_by_name(monkeypatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        get_settings()
 
 
 # ------------------------------------------------------------------ v1: numbers

@@ -38,6 +38,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from mnist.api.middleware import SECURITY_HEADERS
 from mnist.config import get_settings
 from tests.support.browser import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 from tests.support.sample import mnist_sample
@@ -384,6 +385,8 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             status, headers, _ = fetch(proxy_port, "GET", "/")
             page_headers = {k.lower(): v for k, v in headers}
             assert status == 200
+            names = [k.lower() for k, _ in headers]
+            assert all(names.count(n.lower()) == 1 for n in SECURITY_HEADERS), headers  # nginx's, not twice
             assert page_headers["x-content-type-options"] == "nosniff"
             assert page_headers["x-frame-options"] == "SAMEORIGIN"
             assert "frame-ancestors 'self'" in page_headers["content-security-policy"]
@@ -653,6 +656,13 @@ def test_nginx_body_limit_matches_the_apps_largest() -> None:
     largest = max(settings.max_image_bytes, settings.max_api_body_bytes, upload_mb * 1024 * 1024)
     # Room for the multipart framing of the largest upload, but not an open door.
     assert largest < int(limit) * 1024 * 1024 <= largest * 1.25
+
+
+def test_nginx_sends_the_security_headers_the_app_sends() -> None:
+    site = render_nginx.render_site("8080", ["127.0.0.1:8501"], "/tmp/access.log")
+    added = dict(re.findall(r'^\s*add_header (\S+) "?(.*?)"? always;', site, re.M))
+    hidden = re.findall(r"^\s*proxy_hide_header (\S+);", site, re.M)
+    assert added == SECURITY_HEADERS and sorted(hidden) == sorted(SECURITY_HEADERS)
 
 
 def test_render_refuses_what_would_inject_config() -> None:

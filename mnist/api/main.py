@@ -16,10 +16,11 @@ from contextlib import asynccontextmanager
 import torch
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from mnist import logs
 from mnist.api import errors
-from mnist.api.middleware import AccessLog, BodyLimit
+from mnist.api.middleware import AccessLog, BodyLimit, CrossOriginWrites, SecurityHeaders
 from mnist.api.routes import health, history, metrics, numbers, predictions
 from mnist.config import get_settings
 from mnist.metrics import MODEL
@@ -62,9 +63,20 @@ def create_app(store: Store | None = None) -> FastAPI:
     )
     app.state.provider = provider
     app.state.predict_slots = CapacityLimiter(PREDICT_THREADS)
+    settings = get_settings()
     routes = [route for router in ROUTERS for route in router.routes]  # every operation, for the access log
     # add_middleware puts each one outside the ones before it: the access log sees every answer.
-    app.add_middleware(BodyLimit, limit=get_settings().max_api_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_api_body_bytes, stall_seconds=settings.body_timeout)
+    app.add_middleware(CrossOriginWrites, allowed=settings.allowed_origins)
+    if settings.allowed_origins:  # the browsers on those origins may read the answers too (and preflight)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.allowed_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog, routes=routes)
     errors.install(app)
     for router in ROUTERS:
@@ -102,6 +114,8 @@ def log_start(provider: StoreProvider, versions: dict[str, str]) -> None:
         database=store.describe() if store is not None else "off (DATABASE_URL is not usable)",
         database_ready=provider.get_or_none(wait=0) is not None,
         api_token="set" if settings.api_token else "unset",
+        allowed_origins=list(settings.allowed_origins),
+        body_timeout_s=settings.body_timeout,
         save_timeout_s=settings.save_timeout,
         history_timeout_s=settings.history_timeout,
         max_api_body_bytes=settings.max_api_body_bytes,
