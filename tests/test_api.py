@@ -91,11 +91,11 @@ def test_answers_say_when_a_picture_is_not_one_digit_and_the_history_filters_by_
     assert client.get("/api/v1/predictions", params={"verdict": "maybe"}).status_code == 422
 
 
-def test_sample_from_get_is_a_request_that_works(client: TestClient) -> None:
+def test_get_answers_a_body_its_post_accepts_as_it_is(client: TestClient) -> None:
     sample = client.get("/image-predict")
     assert sample.status_code == 200
-    assert "POST" in sample.json()["how_to"]
-    response = client.post("/image-predict", json=sample.json()["sample"])
+    assert sample.json()["image"] == ORIGINAL_REQUEST["image"] and "POST" in sample.json()["how_to"]
+    response = client.post("/image-predict", json=sample.json())  # the whole answer, extra field and all
     assert response.status_code == 200 and response.json()["prediction"] == ORIGINAL_DIGIT
 
 
@@ -142,6 +142,22 @@ def test_unsupported_image_type_is_415(client: TestClient) -> None:
     ppm = png(np.zeros((28, 28), np.uint8), fmt="PPM")  # Pillow reads it, but it is not a format we take
     response = client.post("/image-predict", json={"image": b64(ppm)})
     assert response.status_code == 415, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/v1/predictions", "GET, OPTIONS, POST"),
+        ("/api/v1/predictions/7", "DELETE, GET, OPTIONS, PATCH"),
+        ("/image-predict", "GET, OPTIONS, POST"),
+        ("/api/v1/health", "GET, OPTIONS"),
+    ],
+)
+def test_options_and_405_name_every_method_a_path_takes(client: TestClient, path: str, allowed: str) -> None:
+    options = client.options(path)
+    assert options.status_code == 204 and options.headers["allow"] == allowed
+    wrong = client.put(path)
+    assert wrong.status_code == 405 and wrong.headers["allow"] == allowed and "PUT" in wrong.json()["detail"]
 
 
 def test_image_with_too_many_pixels_is_413(client: TestClient) -> None:

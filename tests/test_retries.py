@@ -96,7 +96,7 @@ def test_a_retry_after_the_process_died_mid_save_leaves_one_row(postgres_url: st
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
             try:
-                wait_until(lambda: _health(port) == 200, "the server answered")
+                api_load.wait_until_ready(f"http://127.0.0.1:{port}", server, LIVENESS_SECONDS, path="/api/v1/health")
                 client = threading.Thread(target=post_once)
                 client.start()
 
@@ -128,14 +128,3 @@ def test_a_retry_after_the_process_died_mid_save_leaves_one_row(postgres_url: st
     finally:
         blocker.close()
         admin.dispose()
-
-
-def _health(port: int) -> int | None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/api/v1/health")
-        return conn.getresponse().status
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mnist.api.middleware import routes_for
 from mnist.errors import (
     EngineError,
     IdempotencyConflict,
@@ -64,6 +67,17 @@ async def on_engine_error(_request: Request, exc: EngineError) -> JSONResponse:
     return JSONResponse({"detail": detail}, status)
 
 
+async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """405 and OPTIONS name every method the path takes."""
+    if exc.status_code == 405:
+        methods = {m for route in routes_for(request.app.state.routes, request.scope) for m in route.methods}
+        allow = ", ".join(sorted(methods | {"OPTIONS"}))
+        if request.method == "OPTIONS":  # what this resource takes (a CORS preflight never gets here)
+            return Response(status_code=204, headers={"Allow": allow})
+        return JSONResponse({"detail": f"{request.method} is not allowed here; use {allow}"}, 405, {"Allow": allow})
+    return await http_exception_handler(request, exc)
+
+
 async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
     """A bug: Starlette still logs the traceback server-side; the client never sees it."""
     return JSONResponse({"detail": "internal error"}, 500)
@@ -72,5 +86,6 @@ async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers above on `app`."""
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(EngineError, on_engine_error)
     app.add_exception_handler(Exception, on_unexpected)

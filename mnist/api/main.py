@@ -17,6 +17,7 @@ import torch
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 
 from mnist import logs
 from mnist.api import errors
@@ -60,11 +61,14 @@ def create_app(store: Store | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # operationIds are the handlers' names
     )
     app.state.provider = provider
     app.state.predict_slots = CapacityLimiter(PREDICT_THREADS)
     settings = get_settings()
-    routes = [route for router in ROUTERS for route in router.routes]  # every operation, for the access log
+    # Every operation's route (the docs' too), for the access log's route names and 405's Allow header.
+    routes = [route for route in app.routes if isinstance(route, Route)] + [r for rt in ROUTERS for r in rt.routes]
+    app.state.routes = routes
     # add_middleware puts each one outside the ones before it: the access log sees every answer.
     app.add_middleware(BodyLimit, limit=settings.max_api_body_bytes, stall_seconds=settings.body_timeout)
     app.add_middleware(CrossOriginWrites, allowed=settings.allowed_origins)

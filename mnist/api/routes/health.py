@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from mnist.api.deps import ProviderDep
-from mnist.api.schemas import Health
+from mnist.api.schemas import Health, errors
 from mnist.predict import get_predictor
 from mnist.reader import get_reader
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/api/v1/health", response_model=Health)
+@router.get("/api/v1/health", response_model=Health, responses=errors(503))
 def health(stores: ProviderDep) -> dict[str, Any]:
     """The models' versions and whether the history database answers."""
     try:

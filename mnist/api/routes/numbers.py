@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from mnist.api.deps import IdempotencyKey, ProviderDep, decode_base64_image, in_predict_thread
-from mnist.api.schemas import ImagePredictRequest, NumberResult, number_result_of
+from mnist.api.schemas import ROW_LINKS, ImagePredictRequest, NumberResult, errors, number_result_of
 from mnist.service import Idempotency, read_number_and_save
 from mnist.store import StoreProvider
 
@@ -18,7 +18,7 @@ router = APIRouter(tags=["numbers"])
     "/api/v1/numbers",
     response_model=NumberResult,
     response_model_exclude_unset=True,
-    responses={400: {}, 413: {}, 415: {}, 422: {}},
+    responses=errors(400, 403, 408, 413, 415, 422) | ROW_LINKS,
 )
 async def read_number(
     body: ImagePredictRequest, request: Request, stores: ProviderDep, idempotency_key: IdempotencyKey = None
