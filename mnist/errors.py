@@ -14,7 +14,7 @@ class InvalidImage(EngineError):
 
 
 class UnsupportedImageType(InvalidImage):
-    """Decodable bytes, but a format outside PNG, JPEG, GIF, BMP, WEBP and TIFF (HTTP 415)."""
+    """Decodable bytes, but a format outside PNG, JPEG, GIF, BMP, WEBP, TIFF and HEIC/HEIF (HTTP 415)."""
 
 
 class ImageTooLarge(InvalidImage):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
@@ -142,6 +143,38 @@ def test_unsupported_image_type_is_415(client: TestClient) -> None:
     ppm = png(np.zeros((28, 28), np.uint8), fmt="PPM")  # Pillow reads it, but it is not a format we take
     response = client.post("/image-predict", json={"image": b64(ppm)})
     assert response.status_code == 415, response.text
+
+
+def test_an_iphone_heic_photo_is_read(client: TestClient, store: Store) -> None:
+    images, labels = mnist_sample()
+    photo = Image.fromarray(255 - images[7]).resize((280, 280)).convert("RGB")  # black ink on white paper
+    buffer = io.BytesIO()
+    photo.save(buffer, format="HEIF", quality=90)  # pillow-heif's encoder: what an iPhone saves
+    assert buffer.getvalue()[4:12] == b"ftypheic"
+    response = client.post("/image-predict", json={"image": b64(buffer.getvalue()), "filename": "IMG_0042.HEIC"})
+    assert response.status_code == 200, response.text
+    assert response.json()["prediction"] == labels[7] and store.get(response.json()["id"]).filename == "IMG_0042.HEIC"
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header announcing width x height pixels, with no pixels behind it."""
+    header = b"IHDR" + width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    chunk = len(header[4:]).to_bytes(4, "big") + header + zlib.crc32(header).to_bytes(4, "big")
+    end = (0).to_bytes(4, "big") + b"IEND" + zlib.crc32(b"IEND").to_bytes(4, "big")
+    return b"\x89PNG\r\n\x1a\n" + chunk + end
+
+
+def test_a_png_claiming_sixty_thousand_pixels_a_side_is_413_naming_our_limit(client: TestClient) -> None:
+    response = client.post("/image-predict", json={"image": b64(png_claiming(60_000, 60_000))})
+    assert response.status_code == 413
+    assert "16,777,216" in response.json()["detail"] and "178" not in response.json()["detail"]
+
+
+def test_a_ten_thousand_character_filename_gets_a_reason(client: TestClient, digits) -> None:
+    files = [("file", ("x" * 10_000 + ".png", digits[0][1], "image/png"))]
+    response = client.post("/api/v1/predictions", files=files)
+    assert response.status_code == 400
+    assert "header" in response.json()["detail"] and "filename" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

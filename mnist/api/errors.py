@@ -6,6 +6,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import DEFAULT_MAX_HEADER_SIZE as MAX_PART_HEADER
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnist.api.middleware import routes_for
@@ -68,14 +70,32 @@ async def on_engine_error(_request: Request, exc: EngineError) -> JSONResponse:
 
 
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """405 and OPTIONS name every method the path takes."""
+    """405 and OPTIONS name every method the path takes; a bad multipart body says what is wrong with it."""
     if exc.status_code == 405:
         methods = {m for route in routes_for(request.app.state.routes, request.scope) for m in route.methods}
         allow = ", ".join(sorted(methods | {"OPTIONS"}))
         if request.method == "OPTIONS":  # what this resource takes (a CORS preflight never gets here)
             return Response(status_code=204, headers={"Allow": allow})
         return JSONResponse({"detail": f"{request.method} is not allowed here; use {allow}"}, 405, {"Allow": allow})
+    if exc.status_code == 400 and exc.detail == "Invalid multipart data.":
+        # Starlette drops python-multipart's reason ("Maximum header size exceeded" for a filename of
+        # thousands of characters, say); it is still on the exception chain.
+        reason = next((str(e) for e in _chain(exc) if isinstance(e, FormParserError)), None)
+        if reason:
+            if "header size" in reason:
+                reason += f" (a part's headers, its filename among them, may be at most {MAX_PART_HEADER:,} bytes)"
+            return JSONResponse({"detail": f"invalid multipart data: {reason}"}, 400)
     return await http_exception_handler(request, exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and the ones it was raised from or during, innermost last."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
 
 
 async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
