@@ -1,8 +1,10 @@
 """Steady load on a running server, every answer recorded with when it was sent and how long it took.
 
 Predicting clients post real MNIST digits to /image-predict, each with a unique filename (so the row
-it made can be found), and may send an Idempotency-Key; pollers ask /api/v1/health and a history
-page. The fault-injection tests and benchmarks/faults.py read the recorded answers afterwards.
+it made can be found); pollers ask /api/v1/health and a history page. A retrying client (`retry`)
+behaves as a careful one should: it sends an Idempotency-Key (its filename) and sends the same request
+again, to the next server when there are several, until it is saved or RETRY_SECONDS have passed. The
+fault-injection tests and benchmarks/faults.py read the recorded answers afterwards.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Answer:
     status: int | None
     body: dict | list | None
     filename: str | None = None
+    attempt: int = 0  # a retrying client's resends of one request count from 1
 
 
 def digit_bodies(count: int = 40) -> list[str]:
@@ -39,10 +42,14 @@ def digit_bodies(count: int = 40) -> list[str]:
 
 
 class Load:
-    """Clients and pollers against 127.0.0.1:port until stopped; `answers` holds everything they saw."""
+    """Clients and pollers against 127.0.0.1:ports[0] until stopped; `answers` holds everything they saw."""
 
-    def __init__(self, port: int, phase: str, *, clients: int = 4, idempotent: bool = False) -> None:
-        self.port, self.phase, self.clients, self.idempotent = port, phase, clients, idempotent
+    RETRY_SECONDS = 60.0  # a retrying client gives a request up after this long
+    RETRY_PAUSE = 0.2
+
+    def __init__(self, ports: int | list[int], phase: str, *, clients: int = 4, retry: bool = False) -> None:
+        self.ports = [ports] if isinstance(ports, int) else ports
+        self.port, self.phase, self.clients, self.retry = self.ports[0], phase, clients, retry
         self.answers: list[Answer] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -80,23 +87,32 @@ class Load:
             self.answers.append(answer)
 
     def _predict(self, number: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        server = 0
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports[server], timeout=30)
         n = 0
         while not self._stop.is_set() and n < 10_000:
             filename = f"{self.phase}-{number:02d}-{n:05d}.png"  # unique: finds the row it made
             body = json.dumps({"image": self._images[(number * 7 + n) % len(self._images)], "filename": filename})
             headers = {"Content-Type": "application/json"}
-            if self.idempotent:
+            if self.retry:
                 headers["Idempotency-Key"] = filename
             n += 1
-            sent = time.monotonic()
-            try:
-                status, answer = self._request(conn, "POST", "/image-predict", body, headers)
-            except (OSError, http.client.HTTPException):
-                status, answer = None, None
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self._record(Answer("predict", sent, time.monotonic() - sent, status, answer, filename))
+            first, attempt = time.monotonic(), 0
+            while True:
+                sent = time.monotonic()
+                try:
+                    status, answer = self._request(conn, "POST", "/image-predict", body, headers)
+                except (OSError, http.client.HTTPException):
+                    status, answer = None, None
+                    conn.close()
+                    server = (server + 1) % len(self.ports)  # no answer: this server may be gone
+                    conn = http.client.HTTPConnection("127.0.0.1", self.ports[server], timeout=30)
+                self._record(Answer("predict", sent, time.monotonic() - sent, status, answer, filename, attempt))
+                saved = status == 200 and answer["saved"]
+                if not self.retry or saved or time.monotonic() - first > self.RETRY_SECONDS:
+                    break
+                attempt += 1
+                time.sleep(self.RETRY_PAUSE)
         conn.close()
 
     def _poll(self, kind: str, path: str, every: float) -> None:
