@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -53,24 +54,47 @@ class Cluster:
         self.folder, self.port = folder, port
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
 
-    def processes(self) -> list[int]:
-        """The postmaster and its children (backends, checkpointer, ...)."""
-        postmaster = int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
-        children = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # the process ended meanwhile
-            if int(fields[1]) == postmaster:
-                children.append(int(stat.parent.name))
-        return [postmaster, *children]
+    def _postmaster(self) -> int:
+        return int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+
+    @staticmethod
+    def _stat(pid: int) -> list[str]:
+        """/proc/PID/stat after the command name: [state, ppid, ...]; [] once the process is gone."""
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return []
+
+    def _children(self, postmaster: int) -> list[int]:
+        """The postmaster's children (backends, checkpointer, ...), each a session of its own."""
+        pids = (int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat"))
+        return [pid for pid in pids if self._stat(pid)[1:2] == [str(postmaster)]]
 
     def signal(self, signum: int) -> None:
-        """Send `signum` to the postmaster first (no new backends after that), then to every child."""
-        for pid in self.processes():
-            with suppress(ProcessLookupError):  # it ended meanwhile
-                os.kill(pid, signum)
+        """Send `signum` to the postmaster, then to its children; a SIGSTOP is sent until all have stopped.
+
+        kill() returns before the signal has taken effect: a postmaster in the middle of fork() can still
+        finish a new backend after it, so the children are listed again until every one is stopped.
+        """
+        postmaster = self._postmaster()
+        os.kill(postmaster, signum)
+        if signum != signal.SIGSTOP:
+            for pid in self._children(postmaster):
+                with suppress(ProcessLookupError):  # it ended meanwhile
+                    os.kill(pid, signum)
+            return
+        deadline = time.monotonic() + 10
+        while True:
+            running = [
+                pid for pid in [postmaster, *self._children(postmaster)] if self._stat(pid)[:1] not in (["T"], [])
+            ]
+            if not running:
+                return
+            assert time.monotonic() < deadline, f"PostgreSQL processes would not stop: {running}"
+            for pid in running:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.01)
 
     @contextmanager
     def hung(self) -> Iterator[None]:
