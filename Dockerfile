@@ -44,4 +44,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 
 # Migrate (retrying while PostgreSQL starts), then exec the command `make run` runs, on all interfaces.
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
-CMD ["python", "-m", "streamlit", "run", "server.py", "--server.address", "0.0.0.0", "--server.port", "8501"]
+CMD ["python", "server.py", "--host", "0.0.0.0", "--port", "8501"]

@@ -21,9 +21,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
-# server.py is an st.App: the dashboard (app.py) and the JSON API (mnist/api/) on one port.
+# server.py is an st.App: the dashboard (app.py) and the JSON API (mnist/api/) on one port. It warms
+# up (models, migrations) before it binds the port: nothing listens until it can answer.
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run server.py --server.address $(HOST) --server.port $(PORT)
+	$(PY) server.py --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests (Playwright's own download can't work offline).
 browser:

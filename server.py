@@ -1,10 +1,16 @@
 """One server, one port: the Streamlit dashboard (app.py) with the JSON API (mnist.api) beside it.
 
-`streamlit run server.py` finds the `st.App` below and serves it with uvicorn (that is what
-`make run` does). Requests for /api/... and /image-predict go to the FastAPI app unchanged;
-everything else (the page, /_stcore/..., static files, the websocket) is Streamlit's.
+`make run` runs `python server.py --host H --port P`: it warms up first (models loaded, history
+migrated), and only then binds the port and serves (st.App.run, the same uvicorn runner as
+`streamlit run`). `streamlit run server.py` binds the port before it even imports this file, so for
+the whole warm-up a connection is accepted and never answered, which a proxy cannot tell from a
+slow, live process; with nothing listening its connect fails and nginx tries the next process.
+
+Requests for /api/..., /image-predict and /metrics go to the FastAPI app unchanged; everything else
+(the page, /_stcore/..., static files, the websocket) is Streamlit's.
 """
 
+import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,8 +19,11 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist.api import app as api
+from mnist.api.main import warm_up
+from mnist.api.middleware import BodyLimit, SecurityHeaders
+from mnist.config import get_settings
 
-API_PREFIXES = ("/api", "/image-predict")
+API_PREFIXES = ("/api", "/image-predict", "/metrics")
 
 
 class ApiFirst:
@@ -46,4 +55,28 @@ async def lifespan(_app: object) -> AsyncIterator[None]:
         yield
 
 
-app = st.App("app.py", middleware=[Middleware(ApiFirst, api=api)], lifespan=lifespan)
+# The API brings its own middleware; the dashboard's pages, files and uploads get the same headers and the
+# same cut-off for stalled bodies (Streamlit enforces its own upload size).
+app = st.App(
+    "app.py",
+    middleware=[
+        Middleware(ApiFirst, api=api),
+        Middleware(SecurityHeaders),
+        Middleware(BodyLimit, limit=None, stall_seconds=get_settings().body_timeout),
+    ],
+    lifespan=lifespan,
+)
+
+
+def main() -> None:
+    """Warm up, then bind HOST:PORT and serve until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(description="Serve the dashboard and the API on one port.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=8501)
+    args = parser.parse_args()
+    warm_up(api.state.provider)  # the lifespan's own warm-up then finds everything loaded
+    app.run(config={"server.address": args.host, "server.port": args.port})
+
+
+if __name__ == "__main__":
+    main()

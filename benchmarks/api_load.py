@@ -50,14 +50,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    """Poll Streamlit's health endpoint until it answers 200 (or the server dies, or time runs out)."""
+def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float, path: str = "/_stcore/health") -> None:
+    """Poll a health endpoint (Streamlit's by default) until it answers 200, the server dies, or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:

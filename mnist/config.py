@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ READER_CARD_PATH = ROOT / "weights" / "number_reader_card.json"
 NUMBER_CLASSIFIER_PATH = ROOT / "weights" / "number_classifier.pt"
 NUMBER_CLASSIFIER_CARD_PATH = ROOT / "weights" / "number_classifier_card.json"
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'data' / 'history.sqlite3'}"
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -26,11 +28,33 @@ class Settings:
     max_image_bytes: int
     max_api_body_bytes: int
     max_image_pixels: int
+    save_timeout: float  # seconds a prediction waits for its save (and a health check for the database)
+    history_timeout: float  # seconds any other database call may take: history pages, stats, labels, deletes
+    body_timeout: float  # seconds a request body may stall (no bytes) before the request is cut off
+    allowed_origins: tuple[str, ...]  # browser origins (scheme://host[:port]) that may write cross-origin; "*": any
 
 
 def _int_env(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
+
+
+def _seconds_env(name: str, default: float, most: float) -> float:
+    """A duration in seconds from the environment, in (0, most]; ValueError names the variable, not its value."""
+    value = os.environ.get(name, "").strip()
+    seconds = float(value) if value else default
+    if not 0 < seconds <= most:
+        raise ValueError(f"{name} must be a number of seconds above 0 and at most {most:g}")
+    return seconds
+
+
+def _origins_env(name: str) -> tuple[str, ...]:
+    """Comma-separated origins (or "*"); ValueError names the variable and the entry that is not one."""
+    origins = tuple(o.strip().rstrip("/") for o in os.environ.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"{name}: {origin!r} is not an origin like https://example.org or http://host:8080")
+    return origins
 
 
 def get_settings() -> Settings:
@@ -43,4 +67,8 @@ def get_settings() -> Settings:
         max_image_bytes=_int_env("MNIST_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
         max_api_body_bytes=_int_env("MNIST_MAX_API_BODY_BYTES", 5 * 1024 * 1024),
         max_image_pixels=_int_env("MNIST_MAX_IMAGE_PIXELS", 4096 * 4096),
+        save_timeout=_seconds_env("MNIST_SAVE_TIMEOUT", 0.5, 60),
+        history_timeout=_seconds_env("MNIST_HISTORY_TIMEOUT", 1.0, 60),
+        body_timeout=_seconds_env("MNIST_BODY_TIMEOUT", 10.0, 10),
+        allowed_origins=_origins_env("MNIST_ALLOWED_ORIGINS"),
     )

@@ -14,7 +14,7 @@ class InvalidImage(EngineError):
 
 
 class UnsupportedImageType(InvalidImage):
-    """Decodable bytes, but a format outside PNG, JPEG, GIF, BMP, WEBP and TIFF (HTTP 415)."""
+    """Decodable bytes, but a format outside PNG, JPEG, GIF, BMP, WEBP, TIFF and HEIC/HEIF (HTTP 415)."""
 
 
 class ImageTooLarge(InvalidImage):
@@ -34,8 +34,22 @@ class InvalidDataset(EngineError):
 
 
 class StoreUnavailable(EngineError):
-    """The history database cannot be reached; the prediction itself still stands."""
+    """The history database cannot be used now; the prediction itself still stands.
+
+    `reason` is the class of failure, for logs, metrics and the API's answers: "timeout" (no answer in
+    time: a hung or overloaded server), "outage" (already known to be down, so not asked again yet),
+    "unavailable" (refused or failed: unreachable, wrong name or password, no schema) or "off"
+    (DATABASE_URL is unusable, so there is no history at all).
+    """
+
+    def __init__(self, message: str = "", reason: str = "unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RecordNotFound(EngineError):
     """No history row has that id (HTTP 404)."""
+
+
+class IdempotencyConflict(EngineError):
+    """An Idempotency-Key already used for a different request (HTTP 422): its first answer stands."""

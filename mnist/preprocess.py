@@ -20,6 +20,7 @@ import os
 from typing import NamedTuple
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
@@ -28,7 +29,9 @@ from mnist.errors import ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedI
 
 ImageInput = Image.Image | np.ndarray | bytes | str | os.PathLike
 
-ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+# HEIC/HEIF is what phones photograph in (iPhones by default): pillow-heif teaches Pillow to read it.
+pillow_heif.register_heif_opener()
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "HEIF")
 
 # Working resolution of the ink map. Big photos are reduced (box filter) so the
 # long side is at most WORK_MAX: a digit worth reading still spans tens of
@@ -62,7 +65,7 @@ def load_image(image: ImageInput, *, max_bytes: int | None = None) -> Image.Imag
     """Validated decode of any accepted input: limits, allowed formats, EXIF orientation, first frame.
 
     Raises ImageTooLarge (bytes or pixels over the limits), UnsupportedImageType (a format
-    outside PNG/JPEG/GIF/BMP/WEBP/TIFF) or InvalidImage (anything else undecodable).
+    outside PNG/JPEG/GIF/BMP/WEBP/TIFF/HEIF) or InvalidImage (anything else undecodable).
     """
     settings = get_settings()
     max_bytes = settings.max_image_bytes if max_bytes is None else max_bytes
@@ -105,11 +108,12 @@ def _read_file(path: str, max_bytes: int) -> bytes:
 def _decode(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     if len(data) > max_bytes:
         raise ImageTooLarge(f"{len(data):,} bytes is over the limit of {max_bytes:,}")
+    too_many_pixels = f"the image has more pixels than the limit of {max_pixels:,}"
     try:
         # Only the header is read here; the size check below runs before any pixel is decoded.
         img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc)) from exc
+    except Image.DecompressionBombError:  # Pillow's own, higher ceiling: our limit is the one to name
+        raise ImageTooLarge(too_many_pixels) from None
     except UnidentifiedImageError:
         raise _unsupported_or_invalid(data) from None
     except Exception as exc:  # malformed headers surface as OSError, ValueError, SyntaxError...
@@ -117,8 +121,8 @@ def _decode(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     _check_pixels(img.width, img.height, max_pixels)
     try:
         img.load()  # first frame only: animated GIF/WEBP/PNG and multi-page TIFF start at frame 0
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc)) from exc
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(too_many_pixels) from None
     except Exception as exc:  # truncated or corrupt data: decoders raise OSError, ValueError, EOFError...
         raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from exc
     # A malformed EXIF block only loses the orientation hint, never the image.
@@ -133,7 +137,7 @@ def _unsupported_or_invalid(data: bytes) -> InvalidImage:
         fmt = Image.open(io.BytesIO(data)).format
     except Exception:
         return InvalidImage("not an image (or a format we cannot read)")
-    return UnsupportedImageType(f"{fmt} images are not accepted; send PNG, JPEG, GIF, BMP, WEBP or TIFF")
+    return UnsupportedImageType(f"{fmt} images are not accepted; send PNG, JPEG, GIF, BMP, WEBP, TIFF or HEIC")
 
 
 def _from_array(array: np.ndarray, max_pixels: int) -> Image.Image:

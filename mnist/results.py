@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 NOT_SAVED = "The history database is unavailable: this prediction was not saved."
+HISTORY_OFF = "The history is off (DATABASE_URL is not a valid database URL): this prediction was not saved."
+# Why a prediction was not saved (mnist.errors.StoreUnavailable.reason): Outcome.reason, the API's "reason".
+SAVE_FAILURES = ("timeout", "outage", "unavailable", "off")
 # What the engine makes of a picture handed in as one digit (Prediction.verdict).
 VERDICTS = ("digit", "unsure", "not_a_digit", "several_digits")
 
@@ -42,6 +45,7 @@ class Outcome:
     record_id: int | None
     saved: bool
     warning: str | None = None
+    reason: str | None = None  # one of SAVE_FAILURES when not saved
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,4 @@ class NumberOutcome:
     record_id: int | None
     saved: bool
     warning: str | None = None
+    reason: str | None = None  # one of SAVE_FAILURES when not saved

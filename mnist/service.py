@@ -1,26 +1,74 @@
 """The one call pages and the API make: predict, then try to keep it in the history.
 
 A prediction never depends on the database: when saving fails the caller still
-gets the digit (or the number), with saved=False and a warning it can show.
+gets the digit (or the number), with saved=False, a warning it can show and the
+reason's class, and the failure is logged. The store waits for the database a
+bounded time (mnist.store), so a hung database costs a prediction that, no more.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from mnist import logs, metrics
 from mnist.errors import EngineError, StoreUnavailable
 from mnist.numbers import read_number
 from mnist.predict import get_predictor
 from mnist.preprocess import ImageInput, candidate_views, load_image, thumbnail_png
-from mnist.results import NOT_SAVED, NumberOutcome, NumberReading, Outcome, Prediction
-from mnist.store import Store
+from mnist.results import HISTORY_OFF, NOT_SAVED, NumberOutcome, NumberReading, Outcome, Prediction
+from mnist.store import Store, StoreProvider
 
 NUMBER_SOURCE = "number"
+log = logging.getLogger(__name__)
+# Where a prediction is kept: a Store, the provider that hands out the migrated one (the API and the
+# pages), or None when there is no history at all.
+History = Store | StoreProvider | None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's Idempotency-Key for one request: a retry with it finds the rows the first try made.
+
+    `scope` (the endpoint) keeps the same key on two endpoints apart; `digest` (of what was sent) tells a
+    retry from a different request under the same key. A retry is read again by the same model, so its
+    answer is the first one; its rows are the first one's (none is added).
+    """
+
+    key: str
+    scope: str
+    digest: str
+
+    @classmethod
+    def of(cls, key: str | None, scope: str, *parts: bytes) -> Idempotency | None:
+        """The request's Idempotency, its digest over `parts` (each length-prefixed); None without a key."""
+        if key is None:
+            return None
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(len(part).to_bytes(8, "big") + part)
+        return cls(key, scope, digest.hexdigest())
+
+    def row(self, index: int) -> tuple[str, str]:
+        """(idempotency_key, request_digest) of the request's `index`-th row (a batch makes several)."""
+        return hashlib.sha256(json.dumps([self.scope, index, self.key]).encode()).hexdigest(), self.digest
+
+
+def _store_of(history: History) -> Store:
+    """The store to save in, or StoreUnavailable saying why there is none now."""
+    if isinstance(history, StoreProvider):
+        return history.get()
+    if history is None:
+        raise StoreUnavailable("the history is off (DATABASE_URL is not usable)", "off")
+    return history
 
 
 def save_prediction(
-    store: Store | None,
+    store: History,
     prediction: Prediction,
     image: ImageInput,
     *,
@@ -28,35 +76,48 @@ def save_prediction(
     filename: str | None,
     latency_ms: float,
     predicted_text: str | None = None,
+    idempotency: tuple[str, str] | None = None,
 ) -> Outcome:
-    """Try to store one prediction with a thumbnail of its input; an outage becomes a warning."""
-    if store is None:
-        return Outcome(prediction, None, False, None)
+    """Try to store one prediction with a thumbnail of its input; an outage becomes a warning (and a log line)."""
     try:
-        record_id = store.save(
+        record_id = _store_of(store).save(
             prediction,
             source=source,
             filename=filename,
             original=thumbnail_png(image),
             latency_ms=latency_ms,
             predicted_text=predicted_text,
+            idempotency=idempotency,
         )
-    except StoreUnavailable:
-        return Outcome(prediction, None, False, NOT_SAVED)
+    except StoreUnavailable as exc:
+        metrics.SAVES_FAILED.labels(exc.reason).inc()
+        logs.event(
+            log, "prediction_not_saved", level=logging.WARNING, source=source, reason=exc.reason, detail=str(exc)
+        )
+        return Outcome(prediction, None, False, HISTORY_OFF if exc.reason == "off" else NOT_SAVED, exc.reason)
     return Outcome(prediction, record_id, True, None)
 
 
-def predict_and_save(image: ImageInput, *, source: str, filename: str | None = None, store: Store | None) -> Outcome:
+def predict_and_save(
+    image: ImageInput,
+    *,
+    source: str,
+    filename: str | None = None,
+    store: History,
+    idempotency: Idempotency | None = None,
+) -> Outcome:
     """Preprocess and predict one image (InvalidImage / NoDigitFound propagate), then save it."""
-    return predict_many_and_save([(filename, image)], source=source, store=store, raise_errors=True)[0]
+    images = [(filename, image)]
+    return predict_many_and_save(images, source=source, store=store, raise_errors=True, idempotency=idempotency)[0]
 
 
 def predict_many_and_save(
     images: Sequence[tuple[str | None, ImageInput]],
     *,
     source: str,
-    store: Store | None,
+    store: History,
     raise_errors: bool = False,
+    idempotency: Idempotency | None = None,
 ) -> list[Outcome | EngineError]:
     """Many (filename, image) pairs with one forward pass; a bad image becomes its own error entry."""
     started = time.perf_counter()
@@ -74,15 +135,18 @@ def predict_many_and_save(
     predictions = iter(get_predictor().read(views))
     latency_ms = (time.perf_counter() - started) * 1000 / max(len(images), 1)
     results: list[Outcome | EngineError] = []
-    for (filename, _), loaded in zip(images, decoded, strict=True):
+    for index, ((filename, _), loaded) in enumerate(zip(images, decoded, strict=True)):
         if isinstance(loaded, EngineError):
             results.append(loaded)
-        else:
-            results.append(
-                save_prediction(
-                    store, next(predictions), loaded, source=source, filename=filename, latency_ms=latency_ms
-                )
+            continue
+        key = idempotency.row(index) if idempotency else None
+        prediction = next(predictions)
+        metrics.PREDICTIONS.labels(prediction.verdict).inc()
+        results.append(
+            save_prediction(
+                store, prediction, loaded, source=source, filename=filename, latency_ms=latency_ms, idempotency=key
             )
+        )
     return results
 
 
@@ -101,7 +165,13 @@ def representative(reading: NumberReading) -> Prediction:
 
 
 def save_reading(
-    store: Store | None, reading: NumberReading, image: ImageInput, *, filename: str | None, latency_ms: float
+    store: History,
+    reading: NumberReading,
+    image: ImageInput,
+    *,
+    filename: str | None,
+    latency_ms: float,
+    idempotency: Idempotency | None = None,
 ) -> NumberOutcome:
     """Try to store a number as ONE history row (source "number", predicted_text = the number)."""
     outcome = save_prediction(
@@ -112,14 +182,17 @@ def save_reading(
         filename=filename,
         latency_ms=latency_ms,
         predicted_text=reading.text,
+        idempotency=idempotency.row(0) if idempotency else None,
     )
-    return NumberOutcome(reading, outcome.record_id, outcome.saved, outcome.warning)
+    return NumberOutcome(reading, outcome.record_id, outcome.saved, outcome.warning, outcome.reason)
 
 
-def read_number_and_save(image: ImageInput, *, filename: str | None = None, store: Store | None) -> NumberOutcome:
+def read_number_and_save(
+    image: ImageInput, *, filename: str | None = None, store: History, idempotency: Idempotency | None = None
+) -> NumberOutcome:
     """Read the whole number in an image (InvalidImage / NoDigitFound / TooManyDigits propagate), then save it."""
     started = time.perf_counter()
     loaded = load_image(image)  # decode once: the reading and the thumbnail both use it
     reading = read_number(loaded)
     latency_ms = (time.perf_counter() - started) * 1000
-    return save_reading(store, reading, loaded, filename=filename, latency_ms=latency_ms)
+    return save_reading(store, reading, loaded, filename=filename, latency_ms=latency_ms, idempotency=idempotency)

@@ -17,12 +17,14 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from alembic import command
@@ -53,12 +55,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from mnist import logs, metrics
 from mnist.config import ROOT, get_settings
-from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.errors import IdempotencyConflict, RecordNotFound, StoreUnavailable
 from mnist.results import VERDICTS, Prediction
 
 SOURCES = ("draw", "upload", "camera", "api", "number")
@@ -69,6 +74,7 @@ MAX_TEXT = 64  # model_version and predicted_text
 INPUT_SHAPE = (28, 28)
 MIGRATIONS_DIR = ROOT / "migrations"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MIGRATION_LOCK = 0x6D6E697374  # "mnist": one pg_advisory lock so two processes never migrate at once
 log = logging.getLogger(__name__)
 
@@ -127,6 +133,10 @@ class PredictionRow(Base):
     label: Mapped[int | None] = mapped_column(SmallInteger())
     labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     verdict: Mapped[str] = mapped_column(String(16), server_default="digit")
+    # A client's Idempotency-Key, hashed with its endpoint and item (the service's Idempotency.row), and the
+    # digest of what that request sent: a retry finds this row instead of adding one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         # One index per History filter; each ends in created_at so "newest first" reads the index backwards.
@@ -136,6 +146,7 @@ class PredictionRow(Base):
         Index("ix_predictions_label", "label"),
         Index("ix_predictions_confidence", "confidence"),
         Index("ix_predictions_verdict_created_at", "verdict", "created_at"),
+        Index("ix_predictions_idempotency_key", "idempotency_key", unique=True),
         CheckConstraint("source IN ('draw', 'upload', 'camera', 'api', 'number')", name="source"),
         CheckConstraint("digit BETWEEN 0 AND 9", name="digit"),
         CheckConstraint("label BETWEEN 0 AND 9", name="label"),
@@ -340,6 +351,18 @@ def _check_latency(latency_ms: object) -> float | None:
     return float(latency_ms)
 
 
+def _check_idempotency(idempotency: object) -> tuple[str, str] | None:
+    if idempotency is None:
+        return None
+    if not (
+        isinstance(idempotency, tuple)
+        and len(idempotency) == 2
+        and all(isinstance(v, str) and _SHA256.fullmatch(v) for v in idempotency)
+    ):
+        raise ValueError("idempotency must be a (key, request digest) pair of SHA-256 hex digests")
+    return idempotency  # type: ignore[return-value]
+
+
 def _check_filters(filters: object) -> Filters:
     if not isinstance(filters, Filters):
         raise TypeError(f"filters must be a mnist.store.Filters, not {type(filters).__name__}")
@@ -434,29 +457,70 @@ def alembic_config() -> Config:
 
 # --- the repository -------------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Since when the database has not answered, and why (a StoreUnavailable's reason and message)."""
+
+    since: datetime
+    reason: str
+    detail: str
+
 
 class Store:
-    """Prediction history in one database; safe to share between threads."""
+    """Prediction history in one database; safe to share between threads.
 
-    def __init__(self, url: str | None = None, *, connect_timeout: float = 3.0) -> None:
+    Every call runs on a thread of its own and is waited for a bounded time: save_timeout for a
+    prediction's save and the health ping, history_timeout for everything else. A hung server (one
+    stopped with SIGSTOP answers TCP but nothing else, and no socket option notices) then costs a
+    caller that long, never more. After a failure the store is in an outage: calls fail at once, but
+    one every PROBE_SECONDS tries the database, and the first that succeeds ends it.
+    """
+
+    PROBE_SECONDS = 1.0
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        connect_timeout: float = 3.0,
+        save_timeout: float | None = None,
+        history_timeout: float | None = None,
+    ) -> None:
+        settings = get_settings()
         try:
-            self.url: URL = make_url(url if url is not None else get_settings().database_url)
+            self.url: URL = make_url(url if url is not None else settings.database_url)
         except sa_exc.ArgumentError:
             raise ValueError("DATABASE_URL is not a valid SQLAlchemy database URL") from None  # never echo it
         if not 0 < connect_timeout <= 60:
             raise ValueError(f"connect_timeout must be in (0, 60] seconds, not {connect_timeout!r}")
+        self.save_timeout = settings.save_timeout if save_timeout is None else save_timeout
+        self.history_timeout = settings.history_timeout if history_timeout is None else history_timeout
         backend = self.url.get_backend_name()
-        options: dict[str, Any] = {"pool_pre_ping": True}  # a connection that died while idle is replaced
+        # pool_pre_ping: a connection that died while idle is replaced. pool_timeout: a call waits for a
+        # free connection no longer than it would wait for the database itself.
+        options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": self.history_timeout}
         if backend == "postgresql":
-            options.update(pool_size=10, max_overflow=10, pool_timeout=10)
+            options.update(pool_size=10, max_overflow=10)
+            statement_ms = math.ceil(self.history_timeout * 1000)
             options["connect_args"] = {
                 "connect_timeout": max(2, math.ceil(connect_timeout)),  # libpq: whole seconds, minimum 2
                 # A server that vanishes mid-conversation (no RST) would otherwise hang a request for minutes.
                 "tcp_user_timeout": int(connect_timeout * 1000),
                 "application_name": "mnist-dashboard",
+                # The server gives up on what its caller has given up on (migrate() lifts both for itself).
+                "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
             }
         elif backend == "sqlite":
             options["connect_args"] = {"timeout": connect_timeout}  # how long to wait on another writer's lock
+            if self.url.database in (None, "", ":memory:"):
+                # Calls run on threads of their own: an in-memory database must be one connection they share.
+                options = {
+                    "poolclass": StaticPool,
+                    "connect_args": {**options["connect_args"], "check_same_thread": False},
+                }
             self._make_sqlite_dir()
         try:
             self.engine: Engine = create_engine(self.url, **options)
@@ -465,6 +529,9 @@ class Store:
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._outage: Outage | None = None
+        self._probe_at = 0.0
+        self._outage_lock = threading.Lock()
 
     def _make_sqlite_dir(self) -> None:
         database = self.url.database
@@ -493,6 +560,13 @@ class Store:
         where = f"{url.host or 'localhost'}:{port}" if port else (url.host or "localhost")
         return f"{name} {where}/{url.database or ''}"
 
+    # --- bounded calls and outages ----------------------------------------------------------------
+
+    @property
+    def outage(self) -> Outage | None:
+        """The outage under way, or None while the database answers."""
+        return self._outage
+
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Database failures -> StoreUnavailable (or ValueError for values it rejected), password-free."""
@@ -513,20 +587,129 @@ class Store:
             reason = reason.replace(str(self.url.password), "***")
         return reason
 
+    def _call(self, work: Callable[[threading.Event], T], timeout: float) -> T:
+        """`work(abandoned)` on a thread of its own, waited for `timeout` seconds; StoreUnavailable after that.
+
+        `abandoned` is set when the caller stops waiting, so a write can roll back instead of committing
+        a change its caller was told did not happen (see _commit).
+        """
+        self.admit()
+        done: Future[T] = Future()
+        abandoned = threading.Event()
+
+        def run() -> None:
+            try:
+                with self._guard():
+                    value = work(abandoned)
+            except StoreUnavailable as exc:
+                self._failed(exc)
+                done.set_exception(exc)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+                self._answered()  # RecordNotFound, a rejected value: the database did answer
+                done.set_exception(exc)
+            else:
+                self._answered()
+                done.set_result(value)
+
+        threading.Thread(target=run, name="mnist-store-call", daemon=True).start()
+        try:
+            return done.result(timeout)
+        except FutureTimeout:
+            abandoned.set()
+            error = StoreUnavailable(
+                f"History database unavailable ({self.describe()}): no answer within {timeout:g} s", "timeout"
+            )
+            self._failed(error)
+            raise error from None
+
+    def _commit(self, conn: Connection, abandoned: threading.Event, what: str) -> bool:
+        """Commit unless the caller has stopped waiting, then roll back; False when rolled back.
+
+        A commit can still land after its caller gave up, when the hang was in COMMIT itself: that is
+        logged (with the row) as a late commit, never silently.
+        """
+        if abandoned.is_set():
+            conn.rollback()
+            return False
+        conn.commit()
+        if abandoned.is_set():
+            metrics.LATE_COMMITS.inc()
+            logs.event(log, "late_commit", level=logging.WARNING, database=self.describe(), change=what)
+        return True
+
+    def admit(self) -> None:
+        """Raise StoreUnavailable at once during an outage, except for one call every PROBE_SECONDS (the probe)."""
+        outage = self._outage
+        if outage is None:
+            return
+        with self._outage_lock:
+            now = time.monotonic()
+            if now >= self._probe_at:
+                self._probe_at = now + self.PROBE_SECONDS
+                return
+        raise StoreUnavailable(
+            f"History database unavailable ({self.describe()}) since {outage.since:%H:%M:%S} UTC: {outage.detail}",
+            "outage",
+        )
+
+    def _failed(self, exc: StoreUnavailable) -> None:
+        """Start an outage (logged once) unless one is under way."""
+        with self._outage_lock:
+            if self._outage is not None:
+                return
+            self._outage = Outage(datetime.now(UTC), exc.reason, str(exc))
+            self._probe_at = time.monotonic() + self.PROBE_SECONDS
+        metrics.DATABASE_OUTAGE.labels(self.describe()).set(1)
+        logs.event(
+            log, "database_outage_started", level=logging.WARNING, database=self.describe(), reason=exc.reason,
+            detail=str(exc),
+        )  # fmt: skip
+
+    def _answered(self) -> None:
+        """End the outage under way, if any (logged once, with how long it lasted)."""
+        if self._outage is None:
+            return
+        with self._outage_lock:
+            outage, self._outage = self._outage, None
+        if outage is not None:
+            metrics.DATABASE_OUTAGE.labels(self.describe()).set(0)
+            seconds = (datetime.now(UTC) - outage.since).total_seconds()
+            logs.event(
+                log, "database_outage_ended", level=logging.WARNING, database=self.describe(),
+                reason=outage.reason, seconds=round(seconds, 3),
+            )  # fmt: skip
+
+    # --- the calls ------------------------------------------------------------------------------
+
     def migrate(self, revision: str = "head") -> None:
-        """Alembic upgrade on this store's own connection: to the newest schema unless told otherwise."""
+        """Alembic upgrade on this store's own connection: to the newest schema unless told otherwise.
+
+        Not bounded: a migration takes what it takes (StoreProvider waits for it a bounded time instead).
+        """
         config = alembic_config()
-        with self._guard(), self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-            config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+        try:
+            with self._guard(), self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # A big table's index takes longer than a request's statement_timeout.
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))
+                    conn.execute(text("SET LOCAL lock_timeout = 0"))
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            raise
+        self._answered()
 
     def ping(self) -> bool:
-        """True when the database answers a trivial query."""
-        try:
-            with self._guard(), self.engine.connect() as conn:
+        """True when the database answers a trivial query within save_timeout."""
+
+        def work(_abandoned: threading.Event) -> None:
+            with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
+
+        try:
+            self._call(work, self.save_timeout)
         except StoreUnavailable:
             return False
         return True
@@ -540,8 +723,16 @@ class Store:
         original: bytes | None = None,
         latency_ms: float | None = None,
         predicted_text: str | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> int:
-        """Store one prediction (each field is checked: anything shaped like a Prediction is refused if malformed)."""
+        """Store one prediction (each field is checked: anything shaped like a Prediction is refused if malformed).
+
+        Waits save_timeout at most: a save that did not answer by then is rolled back, and the caller
+        gets StoreUnavailable (reason "timeout") and says the prediction was not saved.
+
+        `idempotency` is (key, request digest): when a row already has that key, its id is returned and
+        nothing is added (IdempotencyConflict when that row came from a request with another digest).
+        """
         digit, confidence, probabilities, model_input, model_version = _check_prediction(prediction)
         values = {
             "created_at": datetime.now(UTC),
@@ -557,24 +748,62 @@ class Store:
             "latency_ms": _check_latency(latency_ms),
             "verdict": _check_verdict(getattr(prediction, "verdict", "digit")),
         }
-        statement = insert(PredictionRow).values(values).returning(PredictionRow.id)
-        with self._guard(), self.engine.begin() as conn:
-            return int(conn.execute(statement).scalar_one())
+        idempotency = _check_idempotency(idempotency)
+        statement = self._insert(values, idempotency)
+
+        def work(abandoned: threading.Event) -> int | None:
+            with self.engine.connect() as conn:
+                record_id = conn.execute(statement).scalar()
+                if record_id is None:  # the key is taken: its first request's row stands
+                    return self._first_row(conn, idempotency)  # type: ignore[arg-type]
+                return record_id if self._commit(conn, abandoned, f"saved #{record_id}") else None
+
+        return self._call(work, self.save_timeout)  # type: ignore[return-value] - None only once abandoned
+
+    def _insert(self, values: dict[str, Any], idempotency: tuple[str, str] | None) -> Any:
+        """INSERT ... RETURNING id; with a key, ON CONFLICT DO NOTHING, so a retry racing its first try adds nothing."""
+        if idempotency is None:
+            return insert(PredictionRow).values(values).returning(PredictionRow.id)
+        dialects = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+        if self.engine.dialect.name not in dialects:
+            raise ValueError("idempotency keys need PostgreSQL or SQLite")
+        key, digest = idempotency
+        keyed = {**values, "idempotency_key": key, "request_digest": digest}
+        statement = dialects[self.engine.dialect.name](PredictionRow).values(keyed)
+        return statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(PredictionRow.id)
+
+    def _first_row(self, conn: Connection, idempotency: tuple[str, str]) -> int:
+        key, digest = idempotency
+        query = select(PredictionRow.id, PredictionRow.request_digest).where(PredictionRow.idempotency_key == key)
+        found = conn.execute(query).one()
+        if found.request_digest != digest:
+            raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
+        return int(found.id)
 
     def get(self, record_id: int) -> Record:
         """One record by id; RecordNotFound when there is none."""
         record_id = _check_id(record_id)
-        with self._guard(), self._sessions() as session:
-            row = session.get(PredictionRow, record_id) if abs(record_id) < 2**63 else None
-            if row is None:
-                raise RecordNotFound(f"no prediction with id {record_id}")
-            return _to_record(row)
+        if abs(record_id) >= 2**63:
+            raise RecordNotFound(f"no prediction with id {record_id}")
+
+        def work(_abandoned: threading.Event) -> Record:
+            with self._sessions() as session:
+                row = session.get(PredictionRow, record_id)
+                if row is None:
+                    raise RecordNotFound(f"no prediction with id {record_id}")
+                return _to_record(row)
+
+        return self._call(work, self.history_timeout)
 
     def latest(self) -> Record | None:
         """The most recently saved record, or None when the history is empty."""
-        with self._guard(), self._sessions() as session:
-            row = session.scalars(select(PredictionRow).order_by(*_NEWEST_FIRST).limit(1)).first()
-            return None if row is None else _to_record(row)
+
+        def work(_abandoned: threading.Event) -> Record | None:
+            with self._sessions() as session:
+                row = session.scalars(select(PredictionRow).order_by(*_NEWEST_FIRST).limit(1)).first()
+                return None if row is None else _to_record(row)
+
+        return self._call(work, self.history_timeout)
 
     def page(self, offset: int = 0, limit: int = 50, filters: Filters = Filters()) -> Page:  # noqa: B008 (frozen)
         """Records matching the filters, newest first, and their total (a COUNT in the database)."""
@@ -583,34 +812,51 @@ class Store:
         if not _is_int(limit) or not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE}, not {limit!r}")
         where = _conditions(_check_filters(filters))
-        with self._guard(), self._sessions() as session:
-            total = session.scalar(select(func.count()).select_from(PredictionRow).where(*where))
-            query = select(PredictionRow).where(*where).order_by(*_NEWEST_FIRST).offset(int(offset)).limit(int(limit))
-            items = [_to_record(row) for row in session.scalars(query)]
-        return Page(items=items, total=int(total or 0))
+
+        def work(_abandoned: threading.Event) -> Page:
+            with self._sessions() as session:
+                total = session.scalar(select(func.count()).select_from(PredictionRow).where(*where))
+                query = select(PredictionRow).where(*where).order_by(*_NEWEST_FIRST)
+                items = [_to_record(row) for row in session.scalars(query.offset(int(offset)).limit(int(limit)))]
+            return Page(items=items, total=int(total or 0))
+
+        return self._call(work, self.history_timeout)
 
     def set_label(self, record_id: int, label: int | None) -> Record:
         """Confirm or correct the true digit (None clears it); labelled_at records when."""
         record_id = _check_id(record_id)
         if label is not None:
             label = _check_digit(label, "label")
-        with self._guard(), self._sessions() as session, session.begin():
-            row = session.get(PredictionRow, record_id) if abs(record_id) < 2**63 else None
-            if row is None:
-                raise RecordNotFound(f"no prediction with id {record_id}")
-            row.label = label
-            row.labelled_at = None if label is None else datetime.now(UTC)
-        return _to_record(row)
+        if abs(record_id) >= 2**63:
+            raise RecordNotFound(f"no prediction with id {record_id}")
+
+        def work(abandoned: threading.Event) -> Record:
+            with self._sessions() as session:
+                row = session.get(PredictionRow, record_id)
+                if row is None:
+                    raise RecordNotFound(f"no prediction with id {record_id}")
+                row.label = label
+                row.labelled_at = None if label is None else datetime.now(UTC)
+                session.flush()
+                self._commit(session, abandoned, f"label of #{record_id}")  # type: ignore[arg-type]
+                return _to_record(row)
+
+        return self._call(work, self.history_timeout)
 
     def delete(self, record_id: int) -> None:
         """Remove one record for good; RecordNotFound when there is none."""
         record_id = _check_id(record_id)
         if abs(record_id) >= 2**63:
             raise RecordNotFound(f"no prediction with id {record_id}")
-        with self._guard(), self.engine.begin() as conn:
-            deleted = conn.execute(delete(PredictionRow).where(PredictionRow.id == record_id)).rowcount
-        if not deleted:
-            raise RecordNotFound(f"no prediction with id {record_id}")
+
+        def work(abandoned: threading.Event) -> None:
+            with self.engine.connect() as conn:
+                deleted = conn.execute(delete(PredictionRow).where(PredictionRow.id == record_id)).rowcount
+                if not deleted:
+                    raise RecordNotFound(f"no prediction with id {record_id}")
+                self._commit(conn, abandoned, f"deleted #{record_id}")
+
+        self._call(work, self.history_timeout)
 
     def stats(self, filters: Filters = Filters()) -> Stats:  # noqa: B008 (frozen)
         """Counts per digit and source, mean confidence, accuracy and confusion — all grouped in SQL."""
@@ -626,9 +872,12 @@ class Store:
             .where(*where, row.label.is_not(None))
             .group_by(row.label, row.digit)
         )
-        with self._guard(), self.engine.connect() as conn:
-            groups = conn.execute(by_digit_source).all()
-            pairs = conn.execute(by_label_digit).all()
+
+        def work(_abandoned: threading.Event) -> tuple[list[Any], list[Any]]:
+            with self.engine.connect() as conn:
+                return list(conn.execute(by_digit_source).all()), list(conn.execute(by_label_digit).all())
+
+        groups, pairs = self._call(work, self.history_timeout)
         per_digit = [0] * 10
         per_source = dict.fromkeys(SOURCES, 0)
         confidence_sum = 0.0
@@ -662,12 +911,15 @@ class Store:
         edges = [(PredictionRow.confidence < (i + 1) / bins, i) for i in range(bins - 1)]
         bin_of = case(*edges, else_=bins - 1) if edges else literal(0)
         query = select(bin_of, func.count()).where(*where).group_by(bin_of)
-        with self._guard(), self.engine.connect() as conn:
-            counts = conn.execute(query).all()
+        counts = self._call(lambda _abandoned: self._all(query), self.history_timeout)
         histogram = [0] * bins
         for index, count in counts:
             histogram[int(index)] += count
         return histogram
+
+    def _all(self, query: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).all())
 
     def export_csv(self, filters: Filters = Filters(), chunk_rows: int = 1000) -> Iterator[str]:  # noqa: B008
         """CSV text in chunks (header first), newest first; reads chunk_rows rows per query, never the table."""
@@ -692,8 +944,7 @@ class Store:
                         and_(PredictionRow.created_at == created, PredictionRow.id < last_id),
                     ),
                 )
-            with self._guard(), self.engine.connect() as conn:
-                rows = conn.execute(query).all()
+            rows = self._call(lambda _abandoned, q=query: self._all(q), self.history_timeout)
             if not rows:
                 return
             buffer = io.StringIO()
@@ -727,10 +978,11 @@ class StoreProvider:
 
     The API and the dashboard served together hold the same provider (shared_provider), so the schema
     is migrated once, there is one connection pool, and a database that comes back is noticed by both
-    without a restart.
+    without a restart. The migration runs on a thread of its own: a caller waits for it a bounded time
+    (`wait`), so a hung database at start delays nobody for longer than that.
     """
 
-    RETRY_SECONDS = 5.0  # while the database is down, try migrating again at most this often
+    RETRY_SECONDS = 5.0  # after a failed migration, try again at most this often
     STATUS_SECONDS = 10.0  # how long a ready() answer is trusted: the Draw page reruns on every stroke
 
     def __init__(self, store: Store | None = None, *, url: str | None = None) -> None:
@@ -738,6 +990,7 @@ class StoreProvider:
         self._url = url
         self._unusable: str | None = None  # why DATABASE_URL cannot make a Store, once known
         self._migrated = False
+        self._migration: Future[None] | None = None  # the migration under way or last tried
         self._retry_at = 0.0
         self._status: tuple[float, bool] | None = None  # (trusted until, ready)
         self._lock = threading.Lock()
@@ -751,33 +1004,60 @@ class StoreProvider:
                         self._store = Store(self._url if self._url is not None else get_settings().database_url)
                     except ValueError as exc:  # a malformed URL: the app still predicts, history is off
                         self._unusable = str(exc)
-                        log.warning("History disabled: %s", exc)
+                        logs.event(log, "history_disabled", level=logging.WARNING, detail=str(exc))
         return self._store
 
-    def get(self) -> Store:
-        """The migrated store, or StoreUnavailable (tried again once RETRY_SECONDS have passed)."""
+    def get(self, wait: float | None = None) -> Store:
+        """The migrated store, or StoreUnavailable; waits at most `wait` s (the store's history_timeout) to migrate."""
         store = self.store()
         if store is None:
-            raise StoreUnavailable(f"the history is off: {self._unusable}")
+            raise StoreUnavailable(f"the history is off: {self._unusable}", "off")
         if self._migrated:
             return store
-        with self._lock:
-            if not self._migrated:
-                if time.monotonic() < self._retry_at:
-                    raise StoreUnavailable("the history database is unavailable")
-                try:
-                    store.migrate()
-                except StoreUnavailable:
-                    self._retry_at = time.monotonic() + self.RETRY_SECONDS
-                    log.warning("History database unavailable (%s); retrying later", store.describe())
-                    raise
-                self._migrated = True
+        store.admit()  # during an outage only the probe waits for a migration; the others fail at once
+        migration = self._migration_for(store)
+        try:
+            migration.result(store.history_timeout if wait is None else wait)
+        except FutureTimeout:
+            raise StoreUnavailable(
+                f"History database unavailable ({store.describe()}): its migration has not finished", "timeout"
+            ) from None
         return store
 
-    def get_or_none(self) -> Store | None:
+    def _migration_for(self, store: Store) -> Future[None]:
+        """The migration under way, or a new one when none has run or the last failed RETRY_SECONDS ago."""
+        with self._lock:
+            last = self._migration
+            if last is not None and (not last.done() or last.exception() is None):
+                return last
+            if last is not None and time.monotonic() < self._retry_at:
+                return last  # failed recently: its error stands until the retry
+            migration: Future[None] = Future()
+            self._migration = migration
+
+        def run() -> None:
+            try:
+                store.migrate()
+            except StoreUnavailable as exc:
+                self._retry_at = time.monotonic() + self.RETRY_SECONDS
+                logs.event(
+                    log, "migration_failed", level=logging.WARNING, database=store.describe(), reason=exc.reason,
+                    detail=str(exc), retry_seconds=self.RETRY_SECONDS,
+                )  # fmt: skip
+                migration.set_exception(exc)
+            except BaseException as exc:  # noqa: BLE001 - a bug: the callers re-raise it
+                migration.set_exception(exc)
+            else:
+                self._migrated = True
+                migration.set_result(None)
+
+        threading.Thread(target=run, name="mnist-store-migrate", daemon=True).start()
+        return migration
+
+    def get_or_none(self, wait: float | None = None) -> Store | None:
         """The store for a prediction, or None while the database is down (the prediction still stands)."""
         try:
-            return self.get()
+            return self.get(wait)
         except StoreUnavailable:
             return None
 

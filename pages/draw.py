@@ -16,7 +16,7 @@ from streamlit_drawable_canvas import CanvasResult, st_canvas
 
 from mnist.errors import InvalidImage, NoDigitFound, RecordNotFound, StoreUnavailable, TooManyDigits
 from mnist.results import NumberOutcome, NumberReading, Outcome, Prediction
-from mnist.store import Store
+from mnist.store import StoreProvider
 from ui import numbers, resources, views
 
 CANVAS_SIDE = 320  # px; MNIST digits are drawn to fill about 70% of this
@@ -53,14 +53,14 @@ def read_number(png: bytes) -> tuple[NumberReading, bytes]:
     return reading, numbers.overlay_png(png, reading)
 
 
-def save_digit(store: Store | None, png: bytes, live: Live) -> Outcome:
+def save_digit(store: StoreProvider, png: bytes, live: Live) -> Outcome:
     """Keep the drawing as a "draw" row."""
     from mnist.service import save_prediction
 
     return save_prediction(store, live.result, png, source="draw", filename=None, latency_ms=live.latency_ms)
 
 
-def save_number(store: Store | None, png: bytes, live: Live) -> NumberOutcome:
+def save_number(store: StoreProvider, png: bytes, live: Live) -> NumberOutcome:
     """Keep the number as one "number" row."""
     from mnist.service import save_reading
 
@@ -82,7 +82,7 @@ class Mode:
     read: Callable[[bytes], tuple[Prediction | NumberReading, bytes | None]]
     live_key: str
     show: Callable[[Live], None]
-    save: Callable[[Store | None, bytes, Live], Outcome | NumberOutcome]
+    save: Callable[[StoreProvider, bytes, Live], Outcome | NumberOutcome]
     save_key: str
     saved_key: str
     after_save: Callable[[dict, Live], None]  # what shows once this drawing is saved
@@ -143,12 +143,12 @@ def live(mode: Mode, png: bytes) -> Live:
 
 def save(mode: Mode, png: bytes, reading: Live) -> None:
     """Store the drawing (nothing is written while drawing, only here)."""
-    outcome = mode.save(resources.get_store(), png, reading)
+    outcome = mode.save(resources.provider(), png, reading)
     if outcome.saved:
         st.session_state[mode.saved_key] = {"digest": reading.digest, "id": outcome.record_id, "label": None}
     else:
         resources.forget_database_status()
-        st.session_state["draw_save_error"] = outcome.warning or "Not saved: DATABASE_URL is not a valid URL."
+        st.session_state["draw_save_error"] = outcome.warning
 
 
 def set_label(record_id: int, label: int | None) -> None:

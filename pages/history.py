@@ -1,6 +1,7 @@
 """History: every saved prediction, newest first, 50 per page, with filters, relabel, delete, CSV and charts.
 
-Read from the database on every run (no cache), so what is shown is what is stored.
+Read from the database on every run (no cache), so what is shown is what is stored. Relabel and delete
+wait for the API token when MNIST_API_TOKEN is set (ui/auth.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import streamlit as st
 
 from mnist.errors import StoreUnavailable
 from mnist.store import Filters
-from ui import history, resources, views
+from ui import auth, history, resources, views
 
 views.page_start()
 st.title("History")
@@ -29,6 +30,7 @@ else:
     with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
         chosen = history.filters()
     history.message()
+    auth.lock_button()
     try:
         requested = st.session_state.get("history_page", 1)
         page = store.page(offset=(requested - 1) * history.PAGE_SIZE, limit=history.PAGE_SIZE, filters=chosen)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import resources, uploads, views
 
-TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "heic", "heif"]  # what mnist.preprocess reads
 
 
 def closer_look(rows: list, key: str) -> int:
@@ -18,7 +18,10 @@ def closer_look(rows: list, key: str) -> int:
 
 views.page_start()
 st.title("Upload digit images")
-st.caption("PNG, JPEG, GIF, BMP or WebP, up to 10 MB each. Many files are read together in one batch.")
+st.caption(
+    "PNG, JPEG, GIF, BMP, WebP, TIFF or HEIC (iPhone photos), up to 10 MB each. "
+    "Many files are read together in one batch."
+)
 
 files = st.file_uploader("Images of digits", type=TYPES, accept_multiple_files=True, key="uploads")
 as_numbers = st.toggle("Read each image as a whole number (up to 12 digits, saved as one row)", key="upload_numbers")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
@@ -12,8 +15,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
+from mnist import logs
 from mnist.api import create_app
+from mnist.api.middleware import SECURITY_HEADERS
+from mnist.config import get_settings
 from mnist.predict import get_predictor
 from mnist.preprocess import crop_to_ink
 from mnist.reader import get_reader
@@ -85,11 +92,11 @@ def test_answers_say_when_a_picture_is_not_one_digit_and_the_history_filters_by_
     assert client.get("/api/v1/predictions", params={"verdict": "maybe"}).status_code == 422
 
 
-def test_sample_from_get_is_a_request_that_works(client: TestClient) -> None:
+def test_get_answers_a_body_its_post_accepts_as_it_is(client: TestClient) -> None:
     sample = client.get("/image-predict")
     assert sample.status_code == 200
-    assert "POST" in sample.json()["how_to"]
-    response = client.post("/image-predict", json=sample.json()["sample"])
+    assert sample.json()["image"] == ORIGINAL_REQUEST["image"] and "POST" in sample.json()["how_to"]
+    response = client.post("/image-predict", json=sample.json())  # the whole answer, extra field and all
     assert response.status_code == 200 and response.json()["prediction"] == ORIGINAL_DIGIT
 
 
@@ -136,6 +143,54 @@ def test_unsupported_image_type_is_415(client: TestClient) -> None:
     ppm = png(np.zeros((28, 28), np.uint8), fmt="PPM")  # Pillow reads it, but it is not a format we take
     response = client.post("/image-predict", json={"image": b64(ppm)})
     assert response.status_code == 415, response.text
+
+
+def test_an_iphone_heic_photo_is_read(client: TestClient, store: Store) -> None:
+    images, labels = mnist_sample()
+    photo = Image.fromarray(255 - images[7]).resize((280, 280)).convert("RGB")  # black ink on white paper
+    buffer = io.BytesIO()
+    photo.save(buffer, format="HEIF", quality=90)  # pillow-heif's encoder: what an iPhone saves
+    assert buffer.getvalue()[4:12] == b"ftypheic"
+    response = client.post("/image-predict", json={"image": b64(buffer.getvalue()), "filename": "IMG_0042.HEIC"})
+    assert response.status_code == 200, response.text
+    assert response.json()["prediction"] == labels[7] and store.get(response.json()["id"]).filename == "IMG_0042.HEIC"
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header announcing width x height pixels, with no pixels behind it."""
+    header = b"IHDR" + width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    chunk = len(header[4:]).to_bytes(4, "big") + header + zlib.crc32(header).to_bytes(4, "big")
+    end = (0).to_bytes(4, "big") + b"IEND" + zlib.crc32(b"IEND").to_bytes(4, "big")
+    return b"\x89PNG\r\n\x1a\n" + chunk + end
+
+
+def test_a_png_claiming_sixty_thousand_pixels_a_side_is_413_naming_our_limit(client: TestClient) -> None:
+    response = client.post("/image-predict", json={"image": b64(png_claiming(60_000, 60_000))})
+    assert response.status_code == 413
+    assert "16,777,216" in response.json()["detail"] and "178" not in response.json()["detail"]
+
+
+def test_a_ten_thousand_character_filename_gets_a_reason(client: TestClient, digits) -> None:
+    files = [("file", ("x" * 10_000 + ".png", digits[0][1], "image/png"))]
+    response = client.post("/api/v1/predictions", files=files)
+    assert response.status_code == 400
+    assert "header" in response.json()["detail"] and "filename" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/v1/predictions", "GET, OPTIONS, POST"),
+        ("/api/v1/predictions/7", "DELETE, GET, OPTIONS, PATCH"),
+        ("/image-predict", "GET, OPTIONS, POST"),
+        ("/api/v1/health", "GET, OPTIONS"),
+    ],
+)
+def test_options_and_405_name_every_method_a_path_takes(client: TestClient, path: str, allowed: str) -> None:
+    options = client.options(path)
+    assert options.status_code == 204 and options.headers["allow"] == allowed
+    wrong = client.put(path)
+    assert wrong.status_code == 405 and wrong.headers["allow"] == allowed and "PUT" in wrong.json()["detail"]
 
 
 def test_image_with_too_many_pixels_is_413(client: TestClient) -> None:
@@ -334,6 +389,141 @@ def test_openapi_docs_are_served_under_api(client: TestClient) -> None:
     assert docs.status_code == 200 and "/api/openapi.json" in docs.text
 
 
+# ------------------------------------------------------------------ observability
+
+
+def metric(client: TestClient, name: str, **labels: str) -> float:
+    """One sample's value from GET /metrics (0 when it has not been counted yet)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_every_request_is_one_log_line_and_one_latency_sample(client: TestClient, caplog) -> None:
+    route = "/api/v1/predictions/{record_id}"
+    before = metric(client, "mnist_http_request_duration_seconds_count", method="GET", route=route, status="404")
+    caplog.clear()
+    assert client.get("/api/v1/predictions/424242").status_code == 404
+    assert client.get("/api/v1/nothing-here").status_code == 404
+    lines = [r.fields for r in caplog.records if r.name == "mnist.access"]
+    assert [(f["method"], f["route"], f["status"]) for f in lines] == [
+        ("GET", route, 404),
+        ("GET", "unmatched", 404),
+    ]
+    assert all(isinstance(f["ms"], float) and f["ms"] >= 0 for f in lines)
+    after = metric(client, "mnist_http_request_duration_seconds_count", method="GET", route=route, status="404")
+    assert after == before + 1
+
+
+def test_metrics_count_predictions_by_verdict_failed_saves_and_name_the_model(digits) -> None:
+    down = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/nowhere", connect_timeout=1)
+    with TestClient(create_app(store=down)) as client:
+        predicted = metric(client, "mnist_predictions_total", verdict="digit")
+        failed = sum(metric(client, "mnist_saves_failed_total", reason=r) for r in ("unavailable", "outage"))
+        assert client.post("/image-predict", json=ORIGINAL_REQUEST).json()["verdict"] == "digit"
+        assert metric(client, "mnist_predictions_total", verdict="digit") == predicted + 1
+        assert (
+            sum(metric(client, "mnist_saves_failed_total", reason=r) for r in ("unavailable", "outage")) == failed + 1
+        )
+        assert metric(client, "mnist_database_outage", database=down.describe()) == 1
+        versions = {"model_version": get_predictor().model_version, "reader_version": get_reader().version}
+        assert metric(client, "mnist_model_info", **versions) == 1
+        assert client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+def test_the_start_up_summary_says_what_serves_and_shows_no_secret(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("MNIST_API_TOKEN", "tok-s3cret-value")
+    down = Store(f"postgresql+psycopg2://app:pw-s3cret@127.0.0.1:{closed_port()}/history", connect_timeout=1)
+    with TestClient(create_app(store=down)):
+        pass
+    (started,) = [r for r in caplog.records if r.getMessage() == "started"]
+    line = logs.JsonLines().format(started)  # the very line the process writes
+    assert "s3cret" not in line
+    summary = json.loads(line)
+    assert summary["database"] == down.describe() and summary["database_ready"] is False
+    assert summary["api_token"] == "set" and summary["model_version"] == get_predictor().model_version
+    assert summary["save_timeout_s"] == 0.5 and summary["max_api_body_bytes"] == 5 * 1024 * 1024
+
+
+# ------------------------------------------------------------------ edges: headers, origins
+
+
+def test_every_answer_carries_the_security_headers(client: TestClient, digits) -> None:
+    record_id = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()["id"]
+    answers = [
+        client.get(f"/api/v1/predictions/{record_id}"),
+        client.get(f"/api/v1/predictions/{record_id}/input.png"),
+        client.get("/api/v1/nothing-here"),
+        client.post("/image-predict", content=b"{not json", headers={"Content-Type": "application/json"}),
+        client.get("/api/docs"),
+        client.get("/metrics"),
+    ]
+    for response in answers:
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get_list(name) == [value], (response.request.url, name)
+
+
+EVIL = "http://evil.example"
+
+
+def test_a_cross_origin_write_is_refused_and_stores_nothing(client: TestClient, store: Store, digits) -> None:
+    files = [("file", ("d.png", digits[0][1], "image/png"))]  # a "simple" request: browsers send it unasked
+    refused = client.post("/api/v1/predictions", files=files, headers={"Origin": EVIL})
+    assert refused.status_code == 403 and "MNIST_ALLOWED_ORIGINS" in refused.json()["detail"]
+    body = {"image": b64(digits[0][1])}
+    assert client.post("/image-predict", json=body, headers={"Origin": EVIL}).status_code == 403
+    assert client.delete("/api/v1/predictions/1", headers={"Origin": "null"}).status_code == 403
+    assert store.page().total == 0
+    # Reads stay open (CORS keeps other sites from reading them); the page's own origin and clients
+    # without an Origin (scripts, the original client) write as before.
+    assert client.get("/api/v1/stats", headers={"Origin": EVIL}).status_code == 200
+    own = {"Origin": "http://testserver", "Host": "testserver"}
+    assert client.post("/api/v1/predictions", files=files, headers=own).json()[0]["saved"] is True
+    assert client.post("/image-predict", json=ORIGINAL_REQUEST).status_code == 200
+    assert "access-control-allow-origin" not in client.get("/api/v1/stats", headers={"Origin": EVIL}).headers
+
+
+def test_an_allowed_origin_may_write_and_read_cross_origin(store: Store, digits, monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_ALLOWED_ORIGINS", "https://digits.example.org, http://localhost:3000/")
+    with TestClient(create_app(store=store)) as client:
+        allowed = {"Origin": "https://digits.example.org"}
+        response = client.post("/image-predict", json={"image": b64(digits[0][1])}, headers=allowed)
+        assert response.status_code == 200 and response.headers["access-control-allow-origin"] == allowed["Origin"]
+        preflight = client.options(
+            "/image-predict",
+            headers={
+                **allowed,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "idempotency-key",
+            },
+        )
+        assert preflight.status_code == 200 and "POST" in preflight.headers["access-control-allow-methods"]
+        assert (
+            client.post(
+                "/image-predict", json=ORIGINAL_REQUEST, headers={"Origin": "http://localhost:3000"}
+            ).status_code
+            == 200
+        )
+        assert client.post("/image-predict", json=ORIGINAL_REQUEST, headers={"Origin": EVIL}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MNIST_BODY_TIMEOUT", "30"),
+        ("MNIST_BODY_TIMEOUT", "0"),
+        ("MNIST_SAVE_TIMEOUT", "-1"),
+        ("MNIST_ALLOWED_ORIGINS", "evil.example"),
+    ],
+)
+def test_settings_out_of_bounds_are_refused_by_name(monkeypatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        get_settings()
+
+
 # ------------------------------------------------------------------ v1: numbers
 
 
@@ -407,6 +597,75 @@ def test_bad_number_bodies_get_the_same_statuses(client: TestClient, body: dict,
     assert isinstance(response.json()["detail"], str)
 
 
+# ------------------------------------------------------------------ idempotency
+
+
+def keyed_request(kind: str, digits) -> dict:
+    """One request of each endpoint that saves, as TestClient.post keyword arguments."""
+    if kind == "image-predict":
+        return {"url": "/image-predict", "json": {"image": b64(digits[0][1]), "filename": "k.png"}}
+    if kind == "numbers":
+        return {"url": "/api/v1/numbers", "json": {"image": b64(number_png("42")), "filename": "n.png"}}
+    files = [("file", ("a.png", digits[1][1], "image/png")), ("file", ("b.txt", b"not an image", "text/plain"))]
+    return {"url": "/api/v1/predictions", "files": files + [("file", ("c.png", digits[2][1], "image/png"))]}
+
+
+def saved_ids(answer: dict | list) -> list[int]:
+    return [a["id"] for a in (answer if isinstance(answer, list) else [answer]) if a.get("saved")]
+
+
+@pytest.mark.parametrize("kind", ["image-predict", "numbers", "predictions"])
+def test_a_repeat_with_the_same_key_returns_the_first_answer_and_adds_no_row(
+    client: TestClient, store: Store, digits, kind: str
+) -> None:
+    request = keyed_request(kind, digits)
+    headers = {"Idempotency-Key": f"retry-{kind}-6f1c2a"}
+    first = client.post(**request, headers=headers)
+    assert first.status_code == 200, first.text
+    rows = store.page().total
+    assert rows == len(saved_ids(first.json())) >= 1
+    for _ in range(2):
+        again = client.post(**request, headers=headers)
+        assert again.status_code == 200 and again.json() == first.json()  # the same answer, the same ids
+    assert store.page().total == rows
+    # Without a key every request is new, as the original client has always had it.
+    assert client.post(**request).status_code == 200
+    assert store.page().total == 2 * rows
+
+
+def test_a_key_reused_for_a_different_request_is_refused(client: TestClient, store: Store, digits) -> None:
+    headers = {"Idempotency-Key": "reused"}
+    first = client.post("/image-predict", json={"image": b64(digits[0][1])}, headers=headers)
+    other = client.post("/image-predict", json={"image": b64(digits[3][1])}, headers=headers)
+    assert other.status_code == 422 and "different request" in other.json()["detail"]
+    assert [r.id for r in store.page().items] == [first.json()["id"]]
+    # A key belongs to its endpoint: the same key on another endpoint is another request.
+    number = client.post("/api/v1/numbers", json={"image": b64(number_png("7"))}, headers=headers)
+    assert number.status_code == 200 and number.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "tab\tinside", "caf\u00e9".encode("latin-1")])
+def test_a_malformed_key_is_422(client: TestClient, digits, key: str | bytes) -> None:
+    response = client.post("/image-predict", json={"image": b64(digits[0][1])}, headers={"Idempotency-Key": key})
+    assert response.status_code == 422 and "Idempotency-Key" in response.json()["detail"]
+
+
+def test_concurrent_repeats_of_one_request_make_one_row(client: TestClient, store: Store, digits) -> None:
+    body = {"image": b64(digits[4][1]), "filename": "race.png"}
+    answers: list[dict] = []
+
+    def post() -> None:
+        answers.append(client.post("/image-predict", json=body, headers={"Idempotency-Key": "race"}).json())
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({a["id"] for a in answers}) == 1 and all(a["saved"] for a in answers)
+    assert store.page().total == 1
+
+
 # ------------------------------------------------------------------ token
 
 
@@ -448,17 +707,23 @@ def test_a_bug_in_the_engine_is_a_server_error_not_a_bad_image(store: Store, dig
     assert store.stats().total == 0
 
 
-def test_database_down_predictions_still_answer(digits, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_down_predictions_still_answer(digits, caplog: pytest.LogCaptureFixture) -> None:
     down = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port()}/nowhere", connect_timeout=1)
     with TestClient(create_app(store=down)) as client:
         response = client.post("/image-predict", json=ORIGINAL_REQUEST)
         assert response.status_code == 200
         body = response.json()
         assert body["prediction"] == ORIGINAL_DIGIT and body["saved"] is False and body["id"] is None
-        assert "not saved" in body["warning"]
+        assert "not saved" in body["warning"] and body["reason"] in ("unavailable", "outage")
         files = [("file", ("d.png", digits[0][1], "image/png"))]
         batch = client.post("/api/v1/predictions", files=files).json()
         assert batch[0]["prediction"] == digits[0][0] and batch[0]["saved"] is False and batch[0]["warning"]
+        # Every prediction not saved leaves a warning with its reason's class (one each, not one per outage).
+        unsaved = [r for r in caplog.records if r.getMessage() == "prediction_not_saved"]
+        assert [(r.fields["source"], r.fields["reason"] in ("unavailable", "outage")) for r in unsaved] == [
+            ("api", True),
+            ("api", True),
+        ]
         for path in ("/api/v1/predictions", "/api/v1/stats", "/api/v1/predictions/1"):
             response = client.get(path)
             assert response.status_code == 503 and "unavailable" in response.json()["detail"], path
@@ -480,8 +745,9 @@ def test_database_that_comes_back_is_migrated_then(tmp_path: Path, digits) -> No
     blocker = tmp_path / "db"
     blocker.write_text("a file where the database directory should be")
     store = Store(f"sqlite:///{blocker / 'history.sqlite3'}")
+    store.PROBE_SECONDS = 0.0  # during the outage, try the database on every call instead of once a second
     app = create_app(store=store)
-    app.state.provider.RETRY_SECONDS = 0.0  # retry at once instead of after a pause
+    app.state.provider.RETRY_SECONDS = 0.0  # retry the migration at once instead of after a pause
     with TestClient(app) as client:
         first = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()
         assert first["saved"] is False

@@ -45,6 +45,7 @@ def app_environment(monkeypatch, tmp_path):
     """The app imports `ui` from the repository root; no MNIST data unless a test provides it."""
     monkeypatch.syspath_prepend(str(ROOT))
     monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
+    monkeypatch.delenv("MNIST_API_TOKEN", raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'history.sqlite3'}")
 
     # AppTest forgets before every run that app.py calls st.navigation, sees the pages/ folder and
@@ -453,6 +454,51 @@ def test_history_relabel_and_delete_a_row(monkeypatch, database_url):
     assert list(history_table(at).value["id"]) == [first]
 
 
+def widgets(elements, key: str) -> list:
+    return [e for e in elements if e.key == key]
+
+
+def test_with_a_token_set_relabel_and_delete_wait_for_it(monkeypatch):
+    monkeypatch.setenv("MNIST_API_TOKEN", "dash-s3cret")
+    monkeypatch.setattr("ui.auth.WRONG_SECRET_PAUSE", 0.0)
+    first, second = seed(current_url(), [(2, "upload", "two.png"), (8, "draw", None)])
+    at = open_app(monkeypatch, page="pages/history.py")
+    assert len(history_table(at).value) == 2  # reading needs no token
+    select_row(at, 1)
+    assert "locked" in texts(at.info) and "MNIST_API_TOKEN" in texts(at.info)
+    assert not widgets(at.pills, f"relabel_{first}") and not widgets(at.button, f"delete_{first}")
+
+    def unlock(secret: str) -> None:
+        at.text_input(key="unlock_secret").set_value(secret)
+        next(b for b in at.button if b.label == "Unlock").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+
+    unlock("guess")
+    assert "not the token" in texts(at.error) and not widgets(at.pills, f"relabel_{first}")
+    unlock("dash-s3cret")
+    assert "Unlocked" in texts(at.success)
+    select_row(at, 1)
+    at.pills(key=f"relabel_{first}").set_value(7).run()
+    assert Store(current_url()).get(first).label == 7
+    select_row(at, 0)
+    at.button(key=f"delete_{second}").click().run()
+    assert [r.id for r in saved(current_url())] == [first]
+
+    at.button(key="lock_history").click().run()  # read-only again
+    select_row(at, 0)
+    assert "locked" in texts(at.info) and not widgets(at.pills, f"relabel_{first}")
+    shown = texts(at.markdown) + texts(at.info) + texts(at.error) + texts(at.success) + texts(at.caption)
+    assert "dash-s3cret" not in shown + str([t.value for t in at.text_input])
+
+
+def test_without_a_token_the_history_says_anyone_may_change_it(monkeypatch):
+    (only,) = seed(current_url(), [(3, "upload", "three.png")])
+    at = open_app(monkeypatch, page="pages/history.py")
+    select_row(at, 0)
+    assert widgets(at.pills, f"relabel_{only}") and widgets(at.button, f"delete_{only}")
+    assert not widgets(at.button, "lock_history") and not widgets(at.text_input, "unlock_secret")
+
+
 def test_history_stats_and_csv_follow_the_filters(monkeypatch):
     url = current_url()
     ids = seed(url, [(1, "upload", "=cmd.png"), (6, "draw", None), (6, "draw", None)])
@@ -535,6 +581,7 @@ def test_dashboard_recovers_when_the_database_comes_back_without_a_restart(monke
     blocker.write_text("a file where the database directory should be")
     monkeypatch.setattr(StoreProvider, "RETRY_SECONDS", 0.0)  # ask again at once instead of after a pause
     monkeypatch.setattr(StoreProvider, "STATUS_SECONDS", 0.0)
+    monkeypatch.setattr(Store, "PROBE_SECONDS", 0.0)
     at = open_app(monkeypatch, f"sqlite:///{blocker / 'history.sqlite3'}")
     assert "not reachable" in texts(at.sidebar.warning)
     draw(at, digit_png(5))

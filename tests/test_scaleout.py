@@ -3,8 +3,10 @@
 One process is started by `make run`, the other by deploy/entrypoint.sh with the same command line
 (the container's way), both on free loopback ports, with nginx on a third. Chromium draws and
 uploads through nginx (WebSocket and XSRF-checked uploads pass the proxy, on one sticky process);
-16 API clients load both processes; one process is killed under load and nginx routes around it.
-Every acknowledged prediction must be in PostgreSQL exactly once. The figures are printed and
+16 API clients load both processes; one process is killed under load and nginx routes around it;
+then it starts again under load: its port stays closed until it can answer (server.py warms up
+before it binds), so nginx's connects are refused and passed to the other process, and no client
+sees the restart. Every acknowledged prediction must be in PostgreSQL exactly once. The figures are printed and
 written to the test's tmp dir (scaleout.txt). Also: the container files agree with all this.
 """
 
@@ -36,6 +38,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from mnist.api.middleware import SECURITY_HEADERS
 from mnist.config import get_settings
 from tests.support.browser import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
 from tests.support.sample import mnist_sample
@@ -45,6 +48,9 @@ VENV_BIN = Path(sys.executable).parent
 CLIENTS = 16
 LOAD_SECONDS = 8.0
 KILL_AFTER_SECONDS = 3.0
+# Long enough for B to start again under load (about 10 s on 2 busy cores) and for nginx to try it again
+# (fail_timeout=10s after the refused connects).
+RESTART_SECONDS = 40.0
 # A kill fails the requests the process had taken, and those nginx sent it while it was being torn
 # down (the kernel keeps accepting on its socket until its memory is freed). Each client has one
 # request out at a time and nginx takes the process out at its first failure: one per client, plus
@@ -193,8 +199,10 @@ class Load:
         self.phase = phase
         self.lock = threading.Lock()
         self.acknowledged: dict[int, str] = {}
-        self.unsaved = 0
+        self.unsaved: Counter[str] = Counter()  # answered saved: false, by reason
+        self.unsaved_files: set[str] = set()
         self.failures: Counter[str] = Counter()
+        self.failed_files: set[str] = set()
         self.sent: list[str] = []
 
     def run(self, port: int, images: list[str], seconds: float, during=None) -> None:
@@ -227,19 +235,22 @@ class Load:
             except (OSError, http.client.HTTPException) as exc:
                 with self.lock:
                     self.failures[type(exc).__name__] += 1
+                    self.failed_files.add(filename)
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 continue
             with self.lock:
                 if response.status != 200:
                     self.failures[f"HTTP {response.status}"] += 1
+                    self.failed_files.add(filename)
                     continue
                 answer = json.loads(data)
                 if answer["saved"]:
                     assert answer["id"] not in self.acknowledged, "two answers claim one history row"
                     self.acknowledged[answer["id"]] = filename
                 else:
-                    self.unsaved += 1
+                    self.unsaved[answer["reason"]] += 1
+                    self.unsaved_files.add(filename)
         conn.close()
 
 
@@ -261,12 +272,21 @@ def rows_by_filename(database_url: str, prefix: str, source: str = "api") -> dic
 
 
 def check_exactly_once(load: Load, database_url: str) -> dict[str, list[int]]:
-    """Every acknowledged prediction is in PostgreSQL once, under its id; no request made two rows."""
+    """Every acknowledged prediction is in PostgreSQL once, under its id; no request made two rows.
+
+    A save the database did not take within MNIST_SAVE_TIMEOUT was answered saved: false with its reason;
+    on this loaded 2-core machine a stall can catch a few at once (never more than 1%). Such a row exists
+    only where its COMMIT landed after the answer (the server logs it as a late commit).
+    """
     found = rows_by_filename(database_url, f"scaleout-{load.phase}-")
     duplicated = {f: ids for f, ids in found.items() if len(ids) > 1}
     assert not duplicated, f"requests stored more than once: {list(duplicated.items())[:5]}"
     missing = [(i, f) for i, f in load.acknowledged.items() if found.get(f) != [i]]
     assert not missing, f"acknowledged predictions missing from PostgreSQL: {missing[:5]}"
+    unsaved = sum(load.unsaved.values())
+    assert set(load.unsaved) <= {"timeout", "outage"} and unsaved <= len(load.sent) // 100, load.unsaved
+    late = set(found) - set(load.acknowledged.values()) - load.failed_files
+    assert late <= load.unsaved_files, f"rows for requests neither acknowledged nor unanswered: {sorted(late)[:5]}"
     return found
 
 
@@ -333,7 +353,7 @@ def refused_before_upload(port: int, length: int) -> int:
 
 @pytest.mark.slow
 @pytest.mark.e2e
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
     postgres_url: str, tmp_path: Path, capsys
 ) -> None:
@@ -365,6 +385,8 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             status, headers, _ = fetch(proxy_port, "GET", "/")
             page_headers = {k.lower(): v for k, v in headers}
             assert status == 200
+            names = [k.lower() for k, _ in headers]
+            assert all(names.count(n.lower()) == 1 for n in SECURITY_HEADERS), headers  # nginx's, not twice
             assert page_headers["x-content-type-options"] == "nosniff"
             assert page_headers["x-frame-options"] == "SAMEORIGIN"
             assert "frame-ancestors 'self'" in page_headers["content-security-policy"]
@@ -377,6 +399,7 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             assert status == 200 and api_headers.get("content-encoding") == "gzip"
             assert "set-cookie" not in api_headers, "API clients get no routing cookie"
             assert refused_before_upload(proxy_port, 12 * 1024 * 1024) == 413  # over the proxy's 11 MB, unread
+            assert fetch(proxy_port, "GET", "/metrics")[0] == 403  # scraped per process, not through the proxy
 
             # The browser: the WebSocket and the XSRF-checked upload work through nginx, on one process.
             mark = access_log.stat().st_size
@@ -410,15 +433,14 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             figures.append(
                 f"steady load         {len(steady.sent)} requests in {LOAD_SECONDS:.0f} s from {CLIENTS} clients; "
                 f"A {per_process[upstream_a]}, B {per_process[upstream_b]}; failures {sum(steady.failures.values())}; "
-                f"rows checked {len(rows)}"
+                f"not saved {dict(steady.unsaved)}; rows checked {len(rows)}"
             )
             assert not steady.failures, steady.failures
-            assert steady.unsaved == 0
             assert per_process[upstream_a] > 0 and per_process[upstream_b] > 0, per_process
-            assert len(rows) == len(steady.acknowledged) == len(steady.sent)
+            assert len(steady.acknowledged) == len(steady.sent) - sum(steady.unsaved.values())
 
             # Phase 2: SIGKILL process B under load. nginx routes around it; only in-flight requests fail.
-            assert "streamlit" in Path(f"/proc/{proc_b.pid}/cmdline").read_text(), "entrypoint.sh did not exec"
+            assert "server.py" in Path(f"/proc/{proc_b.pid}/cmdline").read_text(), "entrypoint.sh did not exec"
 
             def kill_b() -> None:
                 time.sleep(KILL_AFTER_SECONDS)
@@ -432,19 +454,19 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             served = Counter(e["upstream"] for e in entries if e["status"] == "200")
             failures = sum(kill.failures.values())
             rows = check_exactly_once(kill, postgres_url)
-            unanswered = len(rows) - len(kill.acknowledged)  # saved by B, which died before answering
+            unanswered = len(set(rows) & kill.failed_files)  # saved by B, which died before answering
             figures.append(
                 f"kill under load     {len(kill.sent)} requests; B killed after {KILL_AFTER_SECONDS:.0f} s; "
                 f"A {served[upstream_a]}, B {served[upstream_b]} (before the kill); failures {failures} "
-                f"{dict(kill.failures)}; rows checked {len(rows)} ({unanswered} saved but never answered)"
+                f"{dict(kill.failures)}; not saved {dict(kill.unsaved)}; rows checked {len(rows)} "
+                f"({unanswered} saved but never answered)"
             )
             assert failures <= MAX_KILL_FAILURES, kill.failures
             assert set(kill.failures) <= {"HTTP 502"}, (
                 kill.failures
             )  # nginx's answer for a process that died mid-request
             assert 0 <= unanswered <= failures
-            assert len(kill.acknowledged) + failures == len(kill.sent) - kill.unsaved
-            assert kill.unsaved == 0
+            assert len(kill.acknowledged) + failures == len(kill.sent) - sum(kill.unsaved.values())
             assert served[upstream_a] > len(kill.sent) // 3, "A should have carried the load after the kill"
 
             # The image's HEALTHCHECK command says the same: A healthy, B not.
@@ -453,6 +475,48 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
                 code = healthcheck.replace(":8501/", f":{port}/")
                 result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
                 assert (result.returncode == 0) is healthy, (port, result.stderr[-500:])
+
+            # Phase 3: B starts again under load. Its port stays closed while it warms up (models loaded,
+            # schema checked), so nginx's connect is refused and it passes the request on to A: no client
+            # sees the restart. Once B listens it answers at once, and nginx gives it traffic again.
+            watched: dict[str, float] = {}
+
+            def restart_b() -> None:
+                begun = time.monotonic()
+                proc = stack.enter_context(entrypoint(command_b, env, tmp_path / "server_b_again.log"))
+                refused = 0
+                while True:
+                    assert proc.poll() is None and time.monotonic() - begun < 180, "B did not start again"
+                    try:
+                        socket.create_connection(("127.0.0.1", port_b), timeout=5).close()
+                        break
+                    except ConnectionRefusedError:
+                        refused += 1
+                        time.sleep(0.05)
+                opened = time.monotonic()
+                status, _, body = fetch(port_b, "GET", "/api/v1/health")  # the first request it is sent
+                watched.update(closed=opened - begun, refused=refused, first=time.monotonic() - opened)
+                assert status == 200 and json.loads(body)["status"] == "ok", body  # ready when it listens
+
+            restart = Load("restart")
+            mark = access_log.stat().st_size
+            restart.run(proxy_port, images, RESTART_SECONDS, during=restart_b)
+            served = Counter(
+                e["upstream"]
+                for e in log_lines(access_log, mark)
+                if e["path"] == "/image-predict" and e["status"] == "200"
+            )
+            rows = check_exactly_once(restart, postgres_url)
+            figures.append(
+                f"restart under load  {len(restart.sent)} requests; B's port closed {watched['closed']:.1f} s "
+                f"({watched['refused']} connects refused), its first answer {watched['first'] * 1000:.0f} ms after "
+                f"it opened; A {served[upstream_a]}, B {served[upstream_b]}; failures {sum(restart.failures.values())};"
+                f" not saved {dict(restart.unsaved)}; rows checked {len(rows)}"
+            )
+            assert watched["refused"] > 0, "B listened before it was ready"
+            assert not restart.failures, restart.failures
+            assert len(restart.acknowledged) == len(restart.sent) - sum(restart.unsaved.values())
+            assert served[upstream_b] > 0, "nginx never gave the restarted B any traffic"
 
             figures.append(f"total               {time.monotonic() - started:.1f} s")
 
@@ -593,6 +657,13 @@ def test_nginx_body_limit_matches_the_apps_largest() -> None:
     largest = max(settings.max_image_bytes, settings.max_api_body_bytes, upload_mb * 1024 * 1024)
     # Room for the multipart framing of the largest upload, but not an open door.
     assert largest < int(limit) * 1024 * 1024 <= largest * 1.25
+
+
+def test_nginx_sends_the_security_headers_the_app_sends() -> None:
+    site = render_nginx.render_site("8080", ["127.0.0.1:8501"], "/tmp/access.log")
+    added = dict(re.findall(r'^\s*add_header (\S+) "?(.*?)"? always;', site, re.M))
+    hidden = re.findall(r"^\s*proxy_hide_header (\S+);", site, re.M)
+    assert added == SECURITY_HEADERS and sorted(hidden) == sorted(SECURITY_HEADERS)
 
 
 def test_render_refuses_what_would_inject_config() -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 
-from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.errors import IdempotencyConflict, RecordNotFound, StoreUnavailable
 from mnist.results import VERDICTS
 from mnist.store import (
     CSV_COLUMNS,
@@ -33,7 +34,15 @@ from mnist.store import (
     sanitize_filename,
     shared_provider,
 )
-from tests.support.history import BASE, EVERY_FILTER, expected_ids, fake, seed_known, set_created_at
+from tests.support.history import (
+    BASE,
+    EVERY_FILTER,
+    expected_ids,
+    fake,
+    make_commits_slow,
+    seed_known,
+    set_created_at,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -470,6 +479,95 @@ def test_silent_server_times_out_within_the_limit() -> None:
             assert seconds < LIVENESS_SECONDS
 
 
+def outage_events(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("database_outage_")]
+
+
+def test_a_hung_server_costs_one_call_its_timeout_then_calls_fail_at_once(caplog) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # handshakes complete, nothing ever answers: a server stopped by SIGSTOP looks like this
+        store = Store(f"postgresql+psycopg2://postgres@127.0.0.1:{silent.getsockname()[1]}/h", save_timeout=0.3)
+        store.PROBE_SECONDS = 3600.0  # no probe during this test: every call after the first is refused at once
+        error, _ = elapsed(lambda: store.save(fake(), source="draw"))
+        assert isinstance(error, StoreUnavailable) and error.reason == "timeout" and "0.3 s" in str(error)
+        assert store.outage is not None and store.outage.reason == "timeout"
+        for call in (EVERY_CALL["get"], EVERY_CALL["page"], EVERY_CALL["stats"], EVERY_CALL["save"]):
+            error, _ = elapsed(lambda c=call: c(store))
+            assert isinstance(error, StoreUnavailable) and error.reason == "outage", error
+        assert store.ping() is False
+        assert outage_events(caplog) == ["database_outage_started"]  # once, not once per call
+
+
+def test_during_an_outage_one_call_a_probe_tries_the_database_and_ends_it(tmp_path: Path, caplog) -> None:
+    blocker = tmp_path / "db"
+    blocker.write_text("a file where the database directory should be")
+    store = Store(f"sqlite:///{blocker / 'history.sqlite3'}")
+    store.PROBE_SECONDS = 0.2
+    assert isinstance(elapsed(store.migrate)[0], StoreUnavailable)
+    assert elapsed(store.latest)[0].reason == "outage"  # refused without trying
+    blocker.unlink()
+    blocker.mkdir()
+    deadline = time.monotonic() + LIVENESS_SECONDS
+    while not store.ping():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert store.outage is None
+    assert outage_events(caplog) == ["database_outage_started", "database_outage_ended"]
+    ended = next(r for r in caplog.records if r.getMessage() == "database_outage_ended")
+    assert ended.fields["seconds"] > 0 and ended.fields["database"] == store.describe()
+
+
+def wait_for_the_outage_to_end(store: Store) -> None:
+    """The abandoned call's thread reports back when the database finally answers it."""
+    deadline = time.monotonic() + LIVENESS_SECONDS
+    while store.outage is not None:
+        assert time.monotonic() < deadline, "the abandoned call never finished"
+        time.sleep(0.05)
+
+
+def count_rows(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM predictions")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_a_save_its_caller_gave_up_on_is_rolled_back(postgres_url: str) -> None:
+    store = Store(postgres_url, save_timeout=0.3, history_timeout=30)
+    store.migrate()
+    admin = sa.create_engine(postgres_url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("LOCK TABLE predictions IN EXCLUSIVE MODE"))  # every INSERT waits for this transaction
+            error, _ = elapsed(lambda: store.save(fake(), source="draw"))
+            assert isinstance(error, StoreUnavailable) and error.reason == "timeout"
+            conn.rollback()  # the INSERT goes through now, and its caller is gone
+        wait_for_the_outage_to_end(store)
+        assert count_rows(postgres_url) == 0  # rolled back: the caller said "not saved", and it was not
+        assert store.save(fake(), source="draw") >= 1
+    finally:
+        admin.dispose()
+        store.engine.dispose()
+
+
+def test_a_commit_that_lands_after_its_caller_gave_up_is_logged_with_its_row(postgres_url: str, caplog) -> None:
+    store = Store(postgres_url, save_timeout=0.3, history_timeout=30)
+    store.migrate()
+    make_commits_slow(postgres_url, 1.0)  # the hang is in COMMIT itself, after the last chance to roll back
+    try:
+        error, _ = elapsed(lambda: store.save(fake(), source="draw"))
+        assert isinstance(error, StoreUnavailable) and error.reason == "timeout"
+        wait_for_the_outage_to_end(store)
+        (row_id,) = [r.id for r in store.page().items]
+        late = [r.fields["change"] for r in caplog.records if r.getMessage() == "late_commit"]
+        assert late == [f"saved #{row_id}"]
+    finally:
+        store.engine.dispose()
+
+
 def test_unusable_sqlite_path_raises_store_unavailable(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a directory")
     store = Store(f"sqlite:///{tmp_path / 'a-file' / 'history.sqlite3'}")
@@ -554,6 +652,11 @@ def test_same_store_recovers_when_the_database_comes_back(postgres_url: str) -> 
         assert store.ping() is False
 
         proxy.start()  # same port, same Store object, no restart
+        deadline = time.monotonic() + LIVENESS_SECONDS
+        while not store.ping():  # calls fail at once during the outage; a probe a second tries the database
+            assert time.monotonic() < deadline, "the store never noticed the database was back"
+            time.sleep(0.1)
+        assert store.outage is None
         second = store.save(fake(seed=3), source="draw")
         assert store.get(first).id == first and store.latest().id == second
         assert store.page().total == 2 and store.ping() is True
@@ -655,6 +758,19 @@ def test_light_engine_modules_import_without_torch() -> None:
     check = "import mnist.store, mnist.errors, mnist.config, sys; assert 'torch' not in sys.modules, 'torch loaded'"
     done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_keyed_save_is_stored_once_whatever_the_number_of_tries(store: Store) -> None:
+    key, digest, other = "a" * 64, "b" * 64, "c" * 64
+    first = store.save(fake(seed=1), source="api", idempotency=(key, digest))
+    assert store.save(fake(seed=1), source="api", idempotency=(key, digest)) == first
+    with pytest.raises(IdempotencyConflict):
+        store.save(fake(seed=2), source="api", idempotency=(key, other))
+    unkeyed = [store.save(fake(seed=3), source="api") for _ in range(2)]  # no key: each save is a row
+    assert len(set(unkeyed)) == 2 and store.page().total == 3
+    for bad in (("short", digest), (key,), (key.upper(), digest), "ab"):
+        with pytest.raises(ValueError, match="idempotency"):
+            store.save(fake(), source="api", idempotency=bad)
 
 
 def test_confidence_bounds_are_inclusive(store: Store) -> None:

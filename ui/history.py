@@ -10,7 +10,7 @@ import streamlit as st
 
 from mnist.errors import RecordNotFound, StoreUnavailable
 from mnist.store import SOURCES, Filters, Record, Stats, Store
-from ui import charts, views
+from ui import auth, charts, views
 
 PAGE_SIZE = 50
 LABELLED = {"Any": None, "Labelled": True, "Unlabelled": False}
@@ -139,7 +139,10 @@ def delete(store: Store, record_id: int) -> None:
 
 
 def _act(action: Callable[[], object], done: str) -> None:
-    """Run a relabel or delete; what became of it is shown once by message()."""
+    """Run a relabel or delete if this session may (ui.auth); what became of it is shown once by message()."""
+    if not auth.allowed():  # checked here too, not only by hiding the widgets
+        st.session_state["history_message"] = ("error", "The history is locked: unlock it with the API token.")
+        return
     try:
         action()
     except (StoreUnavailable, RecordNotFound) as exc:
@@ -165,6 +168,9 @@ def actions(store: Store, record: Record) -> None:
             )
             if record.predicted_text:
                 st.caption("A whole number: its model input, digit and label are those of its least certain digit.")
+            if not auth.allowed():
+                auth.unlock_form()
+                return
             key = f"relabel_{record.id}"
             st.pills(
                 "True digit (click it again to clear)",

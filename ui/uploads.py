@@ -72,7 +72,7 @@ def _predict(files: list[Any], source: str) -> list[Row]:
     """One forward pass per BATCH files; the engine enforces the size and pixel limits on each."""
     from mnist.service import predict_many_and_save  # loads torch: after the page has painted
 
-    store = resources.get_store()
+    store = resources.provider()
     rows: list[Row] = []
     bar = st.progress(0.0, text=f"Reading {len(files)} image(s)…")
     for start in range(0, len(files), BATCH):
@@ -98,7 +98,7 @@ def _read_numbers(files: list[Any], keep_names: bool) -> list[NumberRow]:
     """Each file read as a whole number and saved as one row; a bad file fails alone."""
     from mnist.service import read_number_and_save  # loads torch: after the page has painted
 
-    store = resources.get_store()
+    store = resources.provider()
     rows: list[NumberRow] = []
     bar = st.progress(0.0, text=f"Reading {len(files)} number(s)…")
     for done, f in enumerate(files, start=1):

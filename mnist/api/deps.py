@@ -12,6 +12,8 @@ from typing import Annotated, Literal, TypeVar
 
 from anyio import to_thread
 from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 
 from mnist.config import get_settings
 from mnist.errors import InvalidImage
@@ -37,12 +39,25 @@ StoreDep = Annotated[Store, Depends(store)]  # history routes: 503 while the dat
 ProviderDep = Annotated[StoreProvider, Depends(provider)]  # prediction routes: save if the database is up
 
 
+def _iso_8601(value: object) -> object:
+    """An ISO 8601 text, as the schema's date-time says; not the Unix timestamps pydantic would also take."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("expected an ISO 8601 date and time, e.g. 2024-03-01T12:00:00Z") from None
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_8601)]
+
+
 def history_filters(
     digit: Annotated[int | None, Query(ge=0, le=9)] = None,
     source: Annotated[Literal[SOURCES] | None, Query()] = None,
     labelled: Annotated[bool | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="Saved at or after (ISO 8601; no zone means UTC)")] = None,
-    until: Annotated[datetime | None, Query(description="Saved before (ISO 8601; no zone means UTC)")] = None,
+    since: Annotated[IsoTime | None, Query(description="Saved at or after (ISO 8601; no zone means UTC)")] = None,
+    until: Annotated[IsoTime | None, Query(description="Saved before (ISO 8601; no zone means UTC)")] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     verdict: Annotated[Literal[VERDICTS] | None, Query(description="What the engine made of the picture")] = None,
@@ -62,15 +77,36 @@ def history_filters(
 
 FiltersDep = Annotated[Filters, Depends(history_filters)]
 
+# Any visible ASCII, 1-255 characters (a UUID is the usual choice); the same key on a retry finds the
+# rows the first try made (mnist.service.Idempotency).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Send the same key again to retry this request: the answer and row ids are the first try's, "
+        "and no second row is added. Reusing a key for a different request is a 422.",
+    ),
+]
 
-def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+
+# Declared in the OpenAPI schema (security scheme "bearer"); checked below, so a missing or malformed header
+# is our 401 with our message, not FastAPI's 403.
+bearer = HTTPBearer(
+    scheme_name="bearer", auto_error=False, description="MNIST_API_TOKEN; needed only when the server sets it"
+)
+
+
+def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     """Pass when MNIST_API_TOKEN is unset or the request carries it as a bearer token; 401 otherwise."""
     token = get_settings().api_token
     if token is None:
         return
-    scheme, _, given = (authorization or "").partition(" ")
+    given = credentials.credentials.strip() if credentials is not None else ""
     # compare_digest: the time taken must not reveal how much of the token matched.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not hmac.compare_digest(given.encode(), token.encode()):
         raise HTTPException(
             401, "a valid 'Authorization: Bearer <token>' header is required", {"WWW-Authenticate": "Bearer"}
         )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import DEFAULT_MAX_HEADER_SIZE as MAX_PART_HEADER
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mnist.api.middleware import routes_for
 from mnist.errors import (
     EngineError,
+    IdempotencyConflict,
     ImageTooLarge,
     InvalidImage,
     NoDigitFound,
@@ -31,7 +37,7 @@ def status_of(exc: EngineError) -> tuple[int, str]:
         if not message.startswith("no digit found"):
             message = f"no digit found: {message}" if message else "no digit found"
         return 422, message
-    if isinstance(exc, TooManyDigits):
+    if isinstance(exc, TooManyDigits | IdempotencyConflict):
         return 422, str(exc)
     if isinstance(exc, StoreUnavailable):
         return 503, "the history database is unavailable; try again later"
@@ -63,6 +69,35 @@ async def on_engine_error(_request: Request, exc: EngineError) -> JSONResponse:
     return JSONResponse({"detail": detail}, status)
 
 
+async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """405 and OPTIONS name every method the path takes; a bad multipart body says what is wrong with it."""
+    if exc.status_code == 405:
+        methods = {m for route in routes_for(request.app.state.routes, request.scope) for m in route.methods}
+        allow = ", ".join(sorted(methods | {"OPTIONS"}))
+        if request.method == "OPTIONS":  # what this resource takes (a CORS preflight never gets here)
+            return Response(status_code=204, headers={"Allow": allow})
+        return JSONResponse({"detail": f"{request.method} is not allowed here; use {allow}"}, 405, {"Allow": allow})
+    if exc.status_code == 400 and exc.detail == "Invalid multipart data.":
+        # Starlette drops python-multipart's reason ("Maximum header size exceeded" for a filename of
+        # thousands of characters, say); it is still on the exception chain.
+        reason = next((str(e) for e in _chain(exc) if isinstance(e, FormParserError)), None)
+        if reason:
+            if "header size" in reason:
+                reason += f" (a part's headers, its filename among them, may be at most {MAX_PART_HEADER:,} bytes)"
+            return JSONResponse({"detail": f"invalid multipart data: {reason}"}, 400)
+    return await http_exception_handler(request, exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and the ones it was raised from or during, innermost last."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
     """A bug: Starlette still logs the traceback server-side; the client never sees it."""
     return JSONResponse({"detail": "internal error"}, 500)
@@ -71,5 +106,6 @@ async def on_unexpected(_request: Request, _exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers above on `app`."""
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(EngineError, on_engine_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,4 +1,4 @@
-"""The app factory: routers, error handlers, the body limit, and a warm start.
+"""The app factory: routers, error handlers, middleware (access log and metrics, body limit), a warm start.
 
 Handlers are thin: they validate with typed models, call mnist.service / mnist.store, and the
 engine's typed errors become HTTP statuses with a string `detail` (errors.py). Nothing that touches
@@ -16,11 +16,15 @@ from contextlib import asynccontextmanager
 import torch
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 
+from mnist import logs
 from mnist.api import errors
-from mnist.api.middleware import BodyLimit
-from mnist.api.routes import health, history, numbers, predictions
+from mnist.api.middleware import AccessLog, BodyLimit, CrossOriginWrites, SecurityHeaders
+from mnist.api.routes import health, history, metrics, numbers, predictions
 from mnist.config import get_settings
+from mnist.metrics import MODEL
 from mnist.predict import get_predictor
 from mnist.reader import get_reader
 from mnist.store import Store, StoreProvider, shared_provider
@@ -32,15 +36,21 @@ log = logging.getLogger(__name__)
 # threads made it open and close a PostgreSQL connection per request under load), and never
 # the thread tokens Streamlit's file serving and the other endpoints draw on.
 PREDICT_THREADS = 8
+# How long start-up waits for the history's migration: a database that is hung or down at start costs
+# the start that much, then the app serves without a history and migrates once the database answers.
+MIGRATION_WAIT_SECONDS = 10.0
+ROUTERS = (predictions.router, numbers.router, history.router, health.router, metrics.router)
 
 
 def create_app(store: Store | None = None) -> FastAPI:
     """Build the API; `store` lets tests inject a database, otherwise DATABASE_URL's shared provider is used."""
+    logs.configure()
     provider = StoreProvider(store) if store is not None else shared_provider()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await to_thread.run_sync(warm_up, provider)
+        versions = await to_thread.run_sync(warm_up, provider)
+        log_start(provider, versions)
         yield
 
     app = FastAPI(
@@ -51,24 +61,69 @@ def create_app(store: Store | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # operationIds are the handlers' names
     )
     app.state.provider = provider
     app.state.predict_slots = CapacityLimiter(PREDICT_THREADS)
-    app.add_middleware(BodyLimit, limit=get_settings().max_api_body_bytes)
+    settings = get_settings()
+    # Every operation's route (the docs' too), for the access log's route names and 405's Allow header.
+    routes = [route for route in app.routes if isinstance(route, Route)] + [r for rt in ROUTERS for r in rt.routes]
+    app.state.routes = routes
+    # add_middleware puts each one outside the ones before it: the access log sees every answer.
+    app.add_middleware(BodyLimit, limit=settings.max_api_body_bytes, stall_seconds=settings.body_timeout)
+    app.add_middleware(CrossOriginWrites, allowed=settings.allowed_origins)
+    if settings.allowed_origins:  # the browsers on those origins may read the answers too (and preflight)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.allowed_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog, routes=routes)
     errors.install(app)
-    for router in (predictions.router, numbers.router, history.router, health.router):
+    for router in ROUTERS:
         app.include_router(router)
     return app
 
 
-def warm_up(provider: StoreProvider) -> None:
-    """Load the model and migrate the database before the first request; neither failure stops the server."""
+def warm_up(provider: StoreProvider) -> dict[str, str]:
+    """Load the models and migrate the database before the first request; neither failure stops the server.
+
+    Returns the models' versions ({} when the weights are missing: /api/v1/health says so).
+    """
     # Requests already run in parallel threads; intra-op threads on top of that only spin against each
     # other (measured on 2 busy cores: ~30 ms CPU per single-image forward with 2 threads, ~1 ms with 1).
     torch.set_num_threads(1)
     try:
-        get_predictor()
-        get_reader()
-    except (OSError, RuntimeError) as exc:  # missing or unreadable weights: /api/v1/health will say so
-        log.warning("Model not loaded at startup: %s", exc)
-    provider.get_or_none()
+        versions = {"model_version": get_predictor().model_version, "reader_version": get_reader().version}
+    except (OSError, RuntimeError) as exc:  # missing or unreadable weights
+        logs.event(log, "model_not_loaded", level=logging.WARNING, detail=str(exc))
+        versions = {}
+    else:
+        MODEL.info(versions)
+    provider.get_or_none(wait=MIGRATION_WAIT_SECONDS)
+    return versions
+
+
+def log_start(provider: StoreProvider, versions: dict[str, str]) -> None:
+    """One line saying what this process serves with: models, database (never its password), limits; no secret."""
+    settings = get_settings()
+    store = provider.store()
+    logs.event(
+        log,
+        "started",
+        **versions,
+        database=store.describe() if store is not None else "off (DATABASE_URL is not usable)",
+        database_ready=provider.get_or_none(wait=0) is not None,
+        api_token="set" if settings.api_token else "unset",
+        allowed_origins=list(settings.allowed_origins),
+        body_timeout_s=settings.body_timeout,
+        save_timeout_s=settings.save_timeout,
+        history_timeout_s=settings.history_timeout,
+        max_api_body_bytes=settings.max_api_body_bytes,
+        max_image_bytes=settings.max_image_bytes,
+        max_image_pixels=settings.max_image_pixels,
+        predict_threads=PREDICT_THREADS,
+    )

@@ -5,17 +5,85 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from mnist.results import NOT_SAVED, VERDICTS, NumberOutcome, Outcome
+from mnist.results import NOT_SAVED, SAVE_FAILURES, VERDICTS, NumberOutcome, Outcome
 from mnist.store import Record
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: one sentence saying what was wrong (never a traceback)."""
+
+    detail: str
+
+
+# What each error status means wherever it is answered (README's error table says the same).
+ERRORS = {
+    400: "The body is not valid JSON or multipart, the image not valid base64 or not an image, or "
+    "Content-Length is not a number",
+    401: "PATCH and DELETE need `Authorization: Bearer <MNIST_API_TOKEN>` when that token is set",
+    403: "A write from a browser page on another origin that MNIST_ALLOWED_ORIGINS does not list",
+    404: "No history row has that id",
+    408: "The request body stalled: no data for MNIST_BODY_TIMEOUT seconds, or not all of it within 60 s",
+    413: "The body, the image file or its pixels are over their limit",
+    415: "An image format that is not accepted (PNG, JPEG, GIF, BMP, WEBP, TIFF and HEIC/HEIF are)",
+    422: "A missing or invalid field, parameter or header; no digit found; more than 12 digits; an "
+    "Idempotency-Key reused for a different request",
+    503: "The history database is unavailable (history reads and changes) or a model is not loaded (health)",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: the error statuses it can answer, each with the ErrorOut body."""
+    return {status: {"model": ErrorOut, "description": ERRORS[status]} for status in statuses}
+
+
+# OpenAPI links from an answer's `id` to what can be done with that row: clients (and schemathesis's
+# stateful phase) can follow a saved prediction to reading, labelling and deleting it.
+ROW_LINKS = {
+    200: {
+        "links": {
+            name: {"operationId": operation, "parameters": {"record_id": "$response.body#/id"}}
+            for name, operation in (
+                ("GetRow", "get_prediction"),
+                ("GetModelInput", "get_model_input"),
+                ("SetLabel", "set_label"),
+                ("DeleteRow", "delete_prediction"),
+            )
+        }
+    }
+}
+
+
+# The original milestone's own client example (a 28x28 RGBA PNG of a handwritten 0), served as the sample.
+SAMPLE_IMAGE_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAYAAAByDd+UAAAAOXRFWHRTb2Z0d2FyZQBNYXRwbG90bGliIHZlcnNpb24zLjUuMCwgaHR0cHM6"
+    "Ly9tYXRwbG90bGliLm9yZy8/fFQqAAAACXBIWXMAAA9hAAAPYQGoP6dpAAABfElEQVR4nO1W0Y2DMAw16LpFukf2aDJHmzVAqGuEroGI2m7R"
+    "rlE5776aAxJoOOn6caolyxImvDw/26IgItAbrXwn2AfwA/gr+8p5qW1bAkCXy4WOx2OUN8YQESVzKcOSSykBAMwMAKjrGt57MHMy1nW9+L1F"
+    "QGMMrLVgZjwej+xojFkPOGU2jClmXddlMS2eqFOz1pLWmrz3VJZlFJumoev1SgCoKAo6n8+03+/pcDiE9zabTZ6GTdMkmbVtCynlbLmccyPm"
+    "2SVNaVNV1atmgBACXdeFczMXjA/e73dYa0PjvGiCyKcaD3PJOQR+ZM2dren5oeZRfuoAoJRaxYqIoLVG3/eBmTEmr6TMjN1ulw30LPlU+5kG"
+    "W8ci5d57KKUCsxfdHD88nU6haXKcmUfduXrTSClxu93gnIPWGtvtFlrrkVZDz2S2XFIpZbhx3/dhruZ2a1VVueMzn3TORTsyFVfO6XxSCAEh"
+    "BJRSI43WbqChzy7vv7L//0/zdsBvGrApTDvwxZ0AAAAASUVORK5CYII="
+)
 
 
 class ImagePredictRequest(BaseModel):
     """The original client's body: base64 image bytes and an optional display name."""
 
-    image: str = Field(description="Base64 of an image file; a `data:image/...;base64,` prefix is accepted.")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"image": SAMPLE_IMAGE_BASE64, "filename": "request_test.png"}]}
+    )
+
+    image: str = Field(
+        min_length=1, description="Base64 of an image file; a `data:image/...;base64,` prefix is accepted."
+    )
     filename: str | None = Field(None, description="Shown in the history; never used as a path.")
+
+
+class ImagePredictSample(ImagePredictRequest):
+    """GET /image-predict: a body POST /image-predict accepts as it is, and how to send it."""
+
+    how_to: str
 
 
 class PredictionResult(BaseModel):
@@ -31,6 +99,7 @@ class PredictionResult(BaseModel):
     id: int | None
     saved: bool
     warning: str | None = None  # present only when the prediction was not saved
+    reason: Literal[SAVE_FAILURES] | None = Field(None, description="Why it was not saved (present only then)")
 
 
 class BatchPrediction(PredictionResult):
@@ -64,6 +133,7 @@ class NumberResult(BaseModel):
     id: int | None
     saved: bool
     warning: str | None = None  # present only when the number was not saved
+    reason: Literal[SAVE_FAILURES] | None = Field(None, description="Why it was not saved (present only then)")
 
 
 class Item(BaseModel):
@@ -102,10 +172,15 @@ class StatsOut(BaseModel):
     confusion: list[list[int]]
 
 
+def _whole_number(value: object) -> object:
+    """JSON Schema's integer takes 3.0 as well as 3 (never "3" or true): so does the API."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class LabelUpdate(BaseModel):
     """The true digit of a prediction, or null to clear it."""
 
-    label: Annotated[StrictInt, Field(ge=0, le=9)] | None
+    label: Annotated[StrictInt, Field(ge=0, le=9), BeforeValidator(_whole_number)] | None
 
 
 class Health(BaseModel):
@@ -125,6 +200,7 @@ def history_fields(outcome: Outcome | NumberOutcome) -> dict[str, Any]:
     out: dict[str, Any] = {"id": outcome.record_id, "saved": outcome.saved}
     if not outcome.saved:
         out["warning"] = outcome.warning or NOT_SAVED
+        out["reason"] = outcome.reason or "unavailable"
     return out
 
 

@@ -6,7 +6,7 @@ import types
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import create_engine, text, update
 
 from mnist.results import VERDICTS
 from mnist.store import SOURCES, Filters, PredictionRow, Store
@@ -36,6 +36,26 @@ def set_created_at(store: Store, record_id: int, when: datetime) -> None:
     """Move a row in time: save() stamps now, the date filters need rows days apart."""
     with store.engine.begin() as conn:
         conn.execute(update(PredictionRow).where(PredictionRow.id == record_id).values(created_at=when))
+
+
+def make_commits_slow(database_url: str, seconds: float) -> None:
+    """PostgreSQL: every COMMIT that inserted a prediction first sleeps `seconds` (a deferred trigger runs at COMMIT).
+
+    So a test can catch a save while its COMMIT is in flight: kill the process or stop waiting for it there.
+    """
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            body = f"BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NULL; END"
+            conn.execute(text(f"CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS '{body}'"))
+            conn.execute(
+                text(
+                    "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON predictions "
+                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+                )
+            )
+    finally:
+        engine.dispose()
 
 
 def seed_known(store: Store) -> list[dict]:

@@ -1,1 +1,1 @@
-"""One router per resource: predictions (incl. the original /image-predict), numbers, history, health."""
+"""One router per resource: predictions (incl. the original /image-predict), numbers, history, health, metrics."""

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from PIL import Image
 
 from mnist.api.deps import FiltersDep, StoreDep, authorised
-from mnist.api.schemas import Item, ItemPage, LabelUpdate, StatsOut, item_of
+from mnist.api.schemas import Item, ItemPage, LabelUpdate, StatsOut, errors, item_of
 
 router = APIRouter()
 RecordId = Annotated[int, Path(ge=1, le=2**63 - 1, description="History id")]
 
 
-@router.get("/api/v1/predictions", tags=["predictions"], response_model=ItemPage)
+@router.get("/api/v1/predictions", tags=["predictions"], response_model=ItemPage, responses=errors(422, 503))
 def list_predictions(
     db: StoreDep,
     filters: FiltersDep,
@@ -28,7 +28,9 @@ def list_predictions(
     return {"items": [item_of(r) for r in page.items], "total": page.total}
 
 
-@router.get("/api/v1/predictions/{record_id}", tags=["predictions"], response_model=Item)
+@router.get(
+    "/api/v1/predictions/{record_id}", tags=["predictions"], response_model=Item, responses=errors(404, 422, 503)
+)
 def get_prediction(record_id: RecordId, db: StoreDep) -> dict[str, Any]:
     """One history row."""
     return item_of(db.get(record_id))
@@ -38,7 +40,7 @@ def get_prediction(record_id: RecordId, db: StoreDep) -> dict[str, Any]:
     "/api/v1/predictions/{record_id}/input.png",
     tags=["predictions"],
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}} | errors(404, 422, 503),
 )
 def get_model_input(
     record_id: RecordId,
@@ -58,6 +60,7 @@ def get_model_input(
     "/api/v1/predictions/{record_id}",
     tags=["predictions"],
     response_model=Item,
+    responses=errors(400, 401, 403, 404, 408, 413, 422, 503),
     dependencies=[Depends(authorised)],
 )
 def set_label(record_id: RecordId, body: LabelUpdate, db: StoreDep) -> dict[str, Any]:
@@ -70,6 +73,7 @@ def set_label(record_id: RecordId, body: LabelUpdate, db: StoreDep) -> dict[str,
     tags=["predictions"],
     status_code=204,
     response_class=Response,
+    responses=errors(401, 403, 404, 422, 503),
     dependencies=[Depends(authorised)],
 )
 def delete_prediction(record_id: RecordId, db: StoreDep) -> Response:
@@ -78,7 +82,7 @@ def delete_prediction(record_id: RecordId, db: StoreDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/api/v1/stats", tags=["history"], response_model=StatsOut)
+@router.get("/api/v1/stats", tags=["history"], response_model=StatsOut, responses=errors(422, 503))
 def stats(db: StoreDep, filters: FiltersDep) -> dict[str, Any]:
     """Totals per digit and source, mean confidence, accuracy and confusion matrix over the filtered rows."""
     return asdict(db.stats(filters))
