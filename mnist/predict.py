@@ -102,10 +102,6 @@ class Predictor:
         )
 
     @property
-    def unsure_below(self) -> float:
-        return float(self.net.unsure_below)
-
-    @property
     def thresholds(self) -> tuple[float, float]:
         """(unsure below this confidence, not a digit from this share), both chosen on validation data."""
         return float(self.net.unsure_below), float(self.net.not_a_digit_from)

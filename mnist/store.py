@@ -57,7 +57,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
@@ -277,9 +277,19 @@ def _check_verdict(value: object) -> str:
 
 
 def _check_id(record_id: object) -> int:
+    """An integer id; one outside the database's 64-bit ids names no record (not an overflow error)."""
     if not _is_int(record_id):
         raise ValueError(f"record id must be an integer, not {record_id!r}")
+    if abs(int(record_id)) >= 2**63:  # type: ignore[call-overload]
+        raise RecordNotFound(f"no prediction with id {record_id}")
     return int(record_id)  # type: ignore[call-overload]
+
+
+def _existing_row(session: Session, record_id: int) -> PredictionRow:
+    row = session.get(PredictionRow, record_id)
+    if row is None:
+        raise RecordNotFound(f"no prediction with id {record_id}")
+    return row
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -783,14 +793,10 @@ class Store:
     def get(self, record_id: int) -> Record:
         """One record by id; RecordNotFound when there is none."""
         record_id = _check_id(record_id)
-        if abs(record_id) >= 2**63:
-            raise RecordNotFound(f"no prediction with id {record_id}")
 
         def work(_abandoned: threading.Event) -> Record:
             with self._sessions() as session:
-                row = session.get(PredictionRow, record_id)
-                if row is None:
-                    raise RecordNotFound(f"no prediction with id {record_id}")
+                row = _existing_row(session, record_id)
                 return _to_record(row)
 
         return self._call(work, self.history_timeout)
@@ -827,14 +833,10 @@ class Store:
         record_id = _check_id(record_id)
         if label is not None:
             label = _check_digit(label, "label")
-        if abs(record_id) >= 2**63:
-            raise RecordNotFound(f"no prediction with id {record_id}")
 
         def work(abandoned: threading.Event) -> Record:
             with self._sessions() as session:
-                row = session.get(PredictionRow, record_id)
-                if row is None:
-                    raise RecordNotFound(f"no prediction with id {record_id}")
+                row = _existing_row(session, record_id)
                 row.label = label
                 row.labelled_at = None if label is None else datetime.now(UTC)
                 session.flush()
@@ -846,8 +848,6 @@ class Store:
     def delete(self, record_id: int) -> None:
         """Remove one record for good; RecordNotFound when there is none."""
         record_id = _check_id(record_id)
-        if abs(record_id) >= 2**63:
-            raise RecordNotFound(f"no prediction with id {record_id}")
 
         def work(abandoned: threading.Event) -> None:
             with self.engine.connect() as conn:

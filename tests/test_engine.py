@@ -123,9 +123,9 @@ def test_verdict_takes_the_thresholds() -> None:
     assert verdict(0.6, 0.3, 0.1, 0.99, (0.5, 0.5)) == "digit"
 
 
-def test_the_shipped_unsure_threshold_was_chosen_on_validation_data() -> None:
+def test_the_shipped_verdict_thresholds_were_chosen_on_validation_data() -> None:
     card = json.loads(MODEL_CARD_PATH.read_text())
-    assert get_predictor().unsure_below == pytest.approx(card["training"]["calibration"]["unsure_below"], abs=1e-4)
-    assert 0 < get_predictor().unsure_below < 0.99
-    share = get_predictor().thresholds[1]
-    assert share == pytest.approx(card["training"]["calibration"].get("not_a_digit_from", 0.5), abs=1e-4)
+    unsure_below, share = get_predictor().thresholds
+    assert unsure_below == pytest.approx(card["training"]["calibration"]["unsure_below"], abs=1e-4)
+    assert 0 < unsure_below < 0.99
+    assert share == pytest.approx(card["training"]["calibration"]["not_a_digit_from"], abs=1e-4)

@@ -40,6 +40,7 @@ def test_weights_reach_99_percent_on_the_committed_sample():
 def test_preprocessing_a_genuine_mnist_digit_does_not_hurt():
     predictions = predict_batch(list(IMAGES))
     accuracy = np.mean([p.digit == label for p, label in zip(predictions, LABELS, strict=True)])
+    assert accuracy >= 0.99  # the floor the network has on these 1,000 (above)
     assert accuracy >= _sample_accuracy(get_predictor().net)  # the views lose nothing the network alone reads
 
 

@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 from mnist.api.middleware import SECURITY_HEADERS
 from mnist.config import get_settings
 from tests.support.browser import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
+from tests.support.load import rows_by_filename
 from tests.support.sample import mnist_sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +164,13 @@ _LOG_LINE = re.compile(
 )
 
 
+def predictions_served(access_log: Path, start: int = 0) -> Counter:
+    """Predictions answered 200 per upstream process, from byte `start` of the access log on."""
+    return Counter(
+        e["upstream"] for e in log_lines(access_log, start) if e["path"] == "/image-predict" and e["status"] == "200"
+    )
+
+
 def log_lines(access_log: Path, start: int = 0) -> list[dict[str, str]]:
     """Access-log entries from byte `start` on: method, path, status and the process that answered last."""
     entries = []
@@ -254,23 +262,6 @@ class Load:
         conn.close()
 
 
-def rows_by_filename(database_url: str, prefix: str, source: str = "api") -> dict[str, list[int]]:
-    """History ids per filename for `source` rows whose filename starts with `prefix`, read straight from SQL."""
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT id, filename FROM predictions WHERE source = :s AND filename LIKE :p"),
-                {"s": source, "p": prefix + "%"},
-            ).all()
-    finally:
-        engine.dispose()
-    found: dict[str, list[int]] = {}
-    for record_id, filename in rows:
-        found.setdefault(filename, []).append(record_id)
-    return found
-
-
 def check_exactly_once(load: Load, database_url: str) -> dict[str, list[int]]:
     """Every acknowledged prediction is in PostgreSQL once, under its id; no request made two rows.
 
@@ -278,7 +269,7 @@ def check_exactly_once(load: Load, database_url: str) -> dict[str, list[int]]:
     on this loaded 2-core machine a stall can catch a few at once (never more than 1%). Such a row exists
     only where its COMMIT landed after the answer (the server logs it as a late commit).
     """
-    found = rows_by_filename(database_url, f"scaleout-{load.phase}-")
+    found = rows_by_filename(database_url, f"scaleout-{load.phase}-%", source="api")
     duplicated = {f: ids for f, ids in found.items() if len(ids) > 1}
     assert not duplicated, f"requests stored more than once: {list(duplicated.items())[:5]}"
     missing = [(i, f) for i, f in load.acknowledged.items() if found.get(f) != [i]]
@@ -415,7 +406,7 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             assert len(served_browser) == 1, f"one browser's requests went to several processes: {served_browser}"
             assert any(e["path"] == "/_stcore/stream" and e["status"] == "101" for e in browser), "no WebSocket logged"
             assert any(e["path"].startswith("/_stcore/upload_file/") and e["method"] == "PUT" for e in browser)
-            found = rows_by_filename(postgres_url, "proxy-upload.png", source="upload")
+            found = rows_by_filename(postgres_url, "proxy-upload.png%", source="upload")
             assert found == {"proxy-upload.png": [upload_id]}, found
             figures.append(f"browser             drew a {drawn}, uploaded #{upload_id}; all on {served_browser.pop()}")
 
@@ -424,11 +415,7 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             steady = Load("steady")
             mark = access_log.stat().st_size
             steady.run(proxy_port, images, LOAD_SECONDS)
-            per_process = Counter(
-                e["upstream"]
-                for e in log_lines(access_log, mark)
-                if e["path"] == "/image-predict" and e["status"] == "200"
-            )
+            per_process = predictions_served(access_log, mark)
             rows = check_exactly_once(steady, postgres_url)
             figures.append(
                 f"steady load         {len(steady.sent)} requests in {LOAD_SECONDS:.0f} s from {CLIENTS} clients; "
@@ -450,8 +437,7 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             mark = access_log.stat().st_size
             kill.run(proxy_port, images, LOAD_SECONDS, during=kill_b)
             proc_b.wait(timeout=10)
-            entries = [e for e in log_lines(access_log, mark) if e["path"] == "/image-predict"]
-            served = Counter(e["upstream"] for e in entries if e["status"] == "200")
+            served = predictions_served(access_log, mark)
             failures = sum(kill.failures.values())
             rows = check_exactly_once(kill, postgres_url)
             unanswered = len(set(rows) & kill.failed_files)  # saved by B, which died before answering
@@ -501,11 +487,7 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             restart = Load("restart")
             mark = access_log.stat().st_size
             restart.run(proxy_port, images, RESTART_SECONDS, during=restart_b)
-            served = Counter(
-                e["upstream"]
-                for e in log_lines(access_log, mark)
-                if e["path"] == "/image-predict" and e["status"] == "200"
-            )
+            served = predictions_served(access_log, mark)
             rows = check_exactly_once(restart, postgres_url)
             figures.append(
                 f"restart under load  {len(restart.sent)} requests; B's port closed {watched['closed']:.1f} s "

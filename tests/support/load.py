@@ -133,12 +133,13 @@ class Load:
         return [a for a in self.answers if a.kind == kind and since <= a.sent < until]
 
 
-def rows_by_filename(database_url: str, like: str) -> dict[str, list[int]]:
-    """History ids per filename for rows whose filename is LIKE `like`, straight from SQL."""
+def rows_by_filename(database_url: str, like: str, source: str | None = None) -> dict[str, list[int]]:
+    """History ids per filename for rows whose filename is LIKE `like` (and from `source`), straight from SQL."""
     engine = create_engine(database_url)
+    query = "SELECT id, filename FROM predictions WHERE filename LIKE :p" + (" AND source = :s" if source else "")
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT id, filename FROM predictions WHERE filename LIKE :p"), {"p": like}).all()
+            rows = conn.execute(text(query), {"p": like, "s": source}).all()
     finally:
         engine.dispose()
     found: dict[str, list[int]] = {}
