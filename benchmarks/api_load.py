@@ -27,8 +27,9 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,18 +84,29 @@ def make_run(port: int, env: dict[str, str], log_path: Path, timeout: float = 18
 
     make runs in a new session so SIGTERM can reach it and the server it started, and nothing else.
     """
+    command = ["make", "--no-print-directory", "run", "HOST=127.0.0.1", f"PORT={port}"]
+    with serving(command, port, env, log_path, timeout) as url:
+        yield url
+
+
+@contextmanager
+def serving(
+    command: list[str],
+    port: int,
+    env: dict[str, str] | None,
+    log_path: Path,
+    timeout: float,
+    path: str = "/_stcore/health",
+) -> Iterator[str]:
+    """Run a server's command in a session of its own (output to log_path), yield its URL once `path` answers
+    200, stop it afterwards."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            ["make", "--no-print-directory", "run", "HOST=127.0.0.1", f"PORT={port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until_ready(url, proc, timeout)
+            wait_until_ready(url, proc, timeout, path)
             yield url
         finally:
             stop_process(proc)
@@ -134,8 +146,16 @@ class Tally:
             self.errors[what] = self.errors.get(what, 0) + 1
 
 
-def client(host: str, port: int, bodies: list[bytes], offset: int, stop_at: float, tally: Tally) -> None:
-    """One keep-alive connection posting /image-predict until time is up."""
+def client(
+    host: str,
+    port: int,
+    bodies: list[bytes],
+    offset: int,
+    stop_at: float,
+    tally: Tally,
+    saved_when: Callable[[dict], bool],
+) -> None:
+    """One keep-alive connection posting /image-predict until time is up; `saved_when(answer)`: was it saved?"""
     conn = http.client.HTTPConnection(host, port, timeout=30)
     headers = {"Content-Type": "application/json"}
     i = offset
@@ -156,7 +176,7 @@ def client(host: str, port: int, bodies: list[bytes], offset: int, stop_at: floa
         if response.status != 200:
             tally.error(f"HTTP {response.status}")
             continue
-        saved = json.loads(data).get("saved") is True
+        saved = saved_when(json.loads(data))
         with tally.lock:
             tally.latencies.append(elapsed)
             tally.saved += saved
@@ -186,51 +206,103 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run_load(url: str, store: Store, clients: int, duration: float, warmup: float) -> bool:
-    """Warm up, load for `duration` seconds, print the figures; True when there were no errors and no lost rows."""
+@dataclass
+class Figures:
+    """One load run, as seen by the clients and counted in the database."""
+
+    requests: int
+    errors: dict[str, int]
+    wall: float
+    latencies_ms: list[float]
+    saved: int
+    gained: int
+    health_ms: list[float] = field(default_factory=list)
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.wall
+
+    @property
+    def passed(self) -> bool:
+        """No errors, and every acknowledged save is exactly one row."""
+        return not self.errors and self.gained == self.saved == self.ok
+
+    def print(self, target: str, database: str) -> None:
+        ms = self.latencies_ms
+        errors = sum(self.errors.values())
+        print(f"target              {target}")
+        print(f"database            {database}")
+        print(f"requests            {self.ok + errors}  ok {self.ok}  errors {errors} {self.errors or ''}")
+        print(f"throughput          {self.throughput:.1f} requests/s")
+        p50, p99, worst = percentile(ms, 50), percentile(ms, 99), max(ms, default=0.0)
+        print(f"latency             p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {worst:.1f} ms")
+        if ms:
+            print(f"                    mean {statistics.fmean(ms):.1f} ms")
+        print(f"saved responses     {self.saved}")
+        print(f"rows gained         {self.gained}  (lost: {self.saved - self.gained})")
+        if self.health_ms:
+            h50, h99 = percentile(self.health_ms, 50), percentile(self.health_ms, 99)
+            print(f"/_stcore/health     p50 {h50:.1f} ms  p99 {h99:.1f} ms during the load")
+
+
+def measure(
+    url: str,
+    count_rows: Callable[[], int],
+    bodies: list[bytes],
+    clients: int,
+    duration: float,
+    warmup: float,
+    saved_when: Callable[[dict], bool] = lambda answer: answer.get("saved") is True,
+    watch: bool = True,
+) -> Figures:
+    """Warm up, load for `duration` seconds; the figures, with the rows `count_rows` saw added meanwhile."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    bodies = request_bodies()
     if warmup > 0:  # first requests load the model and open pool connections: not part of the figures
-        run_clients(host, port, bodies, min(clients, 4), warmup, Tally())
-    before = store.page(0, 1).total
+        run_clients(host, port, bodies, min(clients, 4), warmup, Tally(), saved_when)
+    before = count_rows()
     tally = Tally()
     health: list[float] = []
     stop = threading.Event()
     watcher = threading.Thread(target=watch_health, args=(host, port, stop, health), daemon=True)
-    watcher.start()
+    if watch:
+        watcher.start()
     started = time.perf_counter()
-    run_clients(host, port, bodies, clients, duration, tally)
+    run_clients(host, port, bodies, clients, duration, tally, saved_when)
     wall = time.perf_counter() - started
     stop.set()
-    watcher.join(timeout=15)
-    gained = store.page(0, 1).total - before
-
-    ok = len(tally.latencies)
-    ms = [v * 1000 for v in tally.latencies]
-    errors = sum(tally.errors.values())
-    print(f"target              {url}/image-predict  ({clients} clients, {duration:.0f} s, keep-alive)")
-    print(f"database            {store.describe()}")
-    print(f"requests            {ok + errors}  ok {ok}  errors {errors} {tally.errors or ''}")
-    print(f"throughput          {ok / wall:.1f} requests/s")
-    p50, p99, worst = percentile(ms, 50), percentile(ms, 99), max(ms, default=0.0)
-    print(f"latency             p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {worst:.1f} ms")
-    if ms:
-        print(f"                    mean {statistics.fmean(ms):.1f} ms")
-    print(f"saved responses     {tally.saved}")
-    print(f"rows gained         {gained}  (lost: {tally.saved - gained})")
-    if health:
-        health_ms = [v * 1000 for v in health]
-        h50, h99 = percentile(health_ms, 50), percentile(health_ms, 99)
-        print(f"/_stcore/health     p50 {h50:.1f} ms  p99 {h99:.1f} ms during the load")
-    return errors == 0 and gained == tally.saved == ok
+    if watch:
+        watcher.join(timeout=15)
+    gained = count_rows() - before
+    latencies = [v * 1000 for v in tally.latencies]
+    health_ms = [v * 1000 for v in health]
+    return Figures(tally.sent, dict(tally.errors), wall, latencies, tally.saved, gained, health_ms)
 
 
-def run_clients(host: str, port: int, bodies: list[bytes], clients: int, duration: float, tally: Tally) -> None:
+def run_load(url: str, store: Store, clients: int, duration: float, warmup: float) -> bool:
+    """Warm up, load for `duration` seconds, print the figures; True when there were no errors and no lost rows."""
+    figures = measure(url, lambda: store.page(0, 1).total, request_bodies(), clients, duration, warmup)
+    figures.print(f"{url}/image-predict  ({clients} clients, {duration:.0f} s, keep-alive)", store.describe())
+    return figures.passed
+
+
+def run_clients(
+    host: str,
+    port: int,
+    bodies: list[bytes],
+    clients: int,
+    duration: float,
+    tally: Tally,
+    saved_when: Callable[[dict], bool],
+) -> None:
     """`clients` threads posting until `duration` seconds have passed."""
     stop_at = time.monotonic() + duration
     threads = [
-        threading.Thread(target=client, args=(host, port, bodies, i * 17, stop_at, tally), daemon=True)
+        threading.Thread(target=client, args=(host, port, bodies, i * 17, stop_at, tally, saved_when), daemon=True)
         for i in range(clients)
     ]
     for t in threads:

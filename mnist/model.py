@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 # Classes 0-9 are the digits; the two more say what else a single-digit picture can be.
 NOT_A_DIGIT, SEVERAL_DIGITS = 10, 11
@@ -49,6 +50,17 @@ class Net(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 1, 28, 28) float, already normalised with MEAN/STD; returns logits (N, CLASSES)."""
         return self.head(self.features(x))
+
+
+def for_inference(net: Net) -> Net:
+    """`net` (in eval mode) made faster in place for serving: each BatchNorm folded into the layer before
+    it and the weights in channels-last order. Same outputs to ~1e-5; ~2x the images/s on 2 CPU cores
+    (benchmarks/predict_latency.py). Its state dict no longer matches the training network's."""
+    net.eval()
+    for block in (net.features[i] for i in (0, 2, 3, 5)):
+        block[0], block[1] = fuse_conv_bn_eval(block[0], block[1]), nn.Identity()
+    net.head[2], net.head[3] = fuse_linear_bn_eval(net.head[2], net.head[3]), nn.Identity()
+    return net.to(memory_format=torch.channels_last)
 
 
 # Pixel statistics of the MNIST training set (0..1 scale), the standard normalisation.

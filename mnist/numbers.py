@@ -34,10 +34,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from mnist.errors import NoDigitFound, TooManyDigits
 from mnist.predict import Prediction, Predictor, get_number_classifier
 from mnist.preprocess import (
+    CROSS,
+    SQUARE,
     ImageInput,
     ink_map,
     ink_scale,
@@ -474,12 +477,7 @@ def neck_splits(mask: np.ndarray, height: float) -> list[tuple[float, np.ndarray
 
 def _erode(mask: np.ndarray, cross: bool) -> np.ndarray:
     """One step of binary erosion (a 4-neighbour cross or a 3x3 square, alternated to stay round)."""
-    p = np.pad(mask, 1)
-    h, w = mask.shape
-    out = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    if not cross:
-        out &= p[:-2, :-2] & p[:-2, 2:] & p[2:, :-2] & p[2:, 2:]
-    return out
+    return ndimage.binary_erosion(mask, CROSS if cross else SQUARE)
 
 
 def _regrow(mask: np.ndarray, labels: np.ndarray, cores: np.ndarray) -> np.ndarray:
@@ -487,10 +485,8 @@ def _regrow(mask: np.ndarray, labels: np.ndarray, cores: np.ndarray) -> np.ndarr
     relabel = np.zeros(labels.max() + 1, np.int32)
     relabel[cores] = np.arange(1, len(cores) + 1)
     regions = relabel[labels]
-    h, w = mask.shape
     while True:
-        p = np.pad(regions, 1)
-        grown = np.max([p[r : r + h, c : c + w] for r in range(3) for c in range(3)], axis=0)
+        grown = ndimage.maximum_filter(regions, 3, mode="constant")
         fill = mask & (regions == 0) & (grown > 0)
         if not fill.any():
             return regions
@@ -503,10 +499,7 @@ def _centre_x(mask: np.ndarray) -> float:
 
 def _seam(left: np.ndarray, right: np.ndarray) -> int:
     """Pixels of `left` touching `right` (8-neighbourhood): the length of the bridge between them."""
-    p = np.pad(right, 1)
-    h, w = left.shape
-    touching = np.any([p[r : r + h, c : c + w] for r in range(3) for c in range(3)], axis=0)
-    return int((left & touching).sum())
+    return int((left & ndimage.binary_dilation(right, SQUARE)).sum())
 
 
 def _seam_x(left: np.ndarray, mask: np.ndarray) -> float:
@@ -628,8 +621,7 @@ def _crumbs(mask: np.ndarray) -> np.ndarray:
 def stroke_width(local: np.ndarray) -> float:
     """Typical stroke width in pixels: 2 * area / perimeter of the stroke mask."""
     mask = local > CORE
-    p = np.pad(mask, 1)
-    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    inner = ndimage.binary_erosion(mask, CROSS)
     return max(1.0, 2.0 * int(mask.sum()) / max(1, int((mask & ~inner).sum())))
 
 
@@ -727,8 +719,7 @@ def _alone(ink: np.ndarray, core: np.ndarray, mine: np.ndarray, box: tuple[int, 
     X0, Y0, X1, Y1 = max(0, x0 - 1), max(0, y0 - 1), min(w, x1 + 1), min(h, y1 + 1)
     ours = np.zeros((Y1 - Y0, X1 - X0), bool)
     ours[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = mine
-    p = np.pad(ours, 1)
-    grown = np.logical_or.reduce([p[r : r + ours.shape[0], c : c + ours.shape[1]] for r in range(3) for c in range(3)])
+    grown = ndimage.binary_dilation(ours, SQUARE)
     keep = ours | (grown & ~core[Y0:Y1, X0:X1])
     return np.where(keep, ink[Y0:Y1, X0:X1], 0).astype(np.float32)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -479,6 +479,16 @@ class Outage:
     detail: str
 
 
+@dataclass
+class _PendingSave:
+    """One save waiting for the writer thread; `done` gets its id, `abandoned` is set when its caller gave up."""
+
+    values: dict[str, Any]
+    idempotency: tuple[str, str] | None
+    done: Future[int] = field(default_factory=Future)
+    abandoned: threading.Event = field(default_factory=threading.Event)
+
+
 class Store:
     """Prediction history in one database; safe to share between threads.
 
@@ -490,6 +500,8 @@ class Store:
     """
 
     PROBE_SECONDS = 1.0
+    MAX_GROUP = 256  # saves written in one transaction at most
+    WRITER_IDLE_SECONDS = 5.0
 
     def __init__(
         self,
@@ -542,6 +554,9 @@ class Store:
         self._outage: Outage | None = None
         self._probe_at = 0.0
         self._outage_lock = threading.Lock()
+        self._saves: list[_PendingSave] = []  # waiting for the writer thread (group commit)
+        self._saves_ready = threading.Condition()
+        self._writer: threading.Thread | None = None
 
     def _make_sqlite_dir(self) -> None:
         database = self.url.database
@@ -622,6 +637,11 @@ class Store:
                 done.set_result(value)
 
         threading.Thread(target=run, name="mnist-store-call", daemon=True).start()
+        return self._wait(done, abandoned, timeout)
+
+    def _wait(self, done: Future[T], abandoned: threading.Event, timeout: float) -> T:
+        """The result of a call under way, or StoreUnavailable ("timeout") once `timeout` s have passed;
+        then `abandoned` is set, so the call rolls back what it can (see _commit)."""
         try:
             return done.result(timeout)
         except FutureTimeout:
@@ -758,22 +778,110 @@ class Store:
             "latency_ms": _check_latency(latency_ms),
             "verdict": _check_verdict(getattr(prediction, "verdict", "digit")),
         }
-        idempotency = _check_idempotency(idempotency)
-        statement = self._insert(values, idempotency)
+        pending = _PendingSave(values, _check_idempotency(idempotency))
+        if pending.idempotency is not None:
+            self._keyed_insert(values, pending.idempotency)  # ValueError now for a database without ON CONFLICT
+        self.admit()
+        with self._saves_ready:
+            self._saves.append(pending)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_saves, name="mnist-store-writer", daemon=True)
+                self._writer.start()
+            self._saves_ready.notify()
+        return self._wait(pending.done, pending.abandoned, self.save_timeout)
 
-        def work(abandoned: threading.Event) -> int | None:
-            with self.engine.connect() as conn:
-                record_id = conn.execute(statement).scalar()
-                if record_id is None:  # the key is taken: its first request's row stands
-                    return self._first_row(conn, idempotency)  # type: ignore[arg-type]
-                return record_id if self._commit(conn, abandoned, f"saved #{record_id}") else None
+    # --- group commit: concurrent saves share one transaction -------------------------------------
 
-        return self._call(work, self.save_timeout)  # type: ignore[return-value] - None only once abandoned
+    def _write_saves(self) -> None:
+        """The writer thread: takes every save queued meanwhile and writes them in one transaction.
 
-    def _insert(self, values: dict[str, Any], idempotency: tuple[str, str] | None) -> Any:
-        """INSERT ... RETURNING id; with a key, ON CONFLICT DO NOTHING, so a retry racing its first try adds nothing."""
-        if idempotency is None:
-            return insert(PredictionRow).values(values).returning(PredictionRow.id)
+        One INSERT for the lot and one COMMIT (one fsync on PostgreSQL) instead of one each; a caller
+        is answered only once its row is committed, so an acknowledged save is as durable as before.
+        The thread ends after WRITER_IDLE_SECONDS without work (the next save starts another).
+        """
+        while True:
+            with self._saves_ready:
+                if not self._saves:
+                    self._saves_ready.wait(self.WRITER_IDLE_SECONDS)
+                if not self._saves:
+                    self._writer = None
+                    return
+                group, self._saves = self._saves[: self.MAX_GROUP], self._saves[self.MAX_GROUP :]
+            group = [p for p in group if not p.abandoned.is_set()]  # told "not saved" already: never written
+            if group:
+                self._save_group(group)
+
+    def _save_group(self, group: list[_PendingSave]) -> None:
+        """Write a group and answer each caller; rows the database rejects are retried one by one, so a bad
+        row fails alone."""
+        try:
+            with self._guard():
+                outcomes = self._insert_group(group)
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            for p in group:
+                p.done.set_exception(exc)
+            return
+        except ValueError as exc:  # a constraint refused a row (IntegrityError/DataError): the database answered
+            if len(group) > 1:
+                for p in group:
+                    self._save_group([p])
+                return
+            self._answered()
+            group[0].done.set_exception(exc)
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller, who re-raise it
+            for p in group:
+                p.done.set_exception(exc)
+            return
+        self._answered()
+        for p, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                p.done.set_exception(outcome)
+            else:
+                p.done.set_result(outcome)
+
+    def _insert_group(self, group: list[_PendingSave]) -> list[int | BaseException]:
+        """INSERT the group's rows (one statement for those without a key) and COMMIT; -> each one's id (or error).
+
+        Rows whose callers gave up while the INSERT waited are deleted again before the COMMIT, so what a
+        caller was told was not saved is not; a COMMIT that hangs past a caller's deadline is logged per row.
+        """
+        outcomes: dict[int, int | BaseException] = {}
+        new: dict[int, int] = {}  # index in group -> id of the row this transaction added
+        with self.engine.connect() as conn:
+            plain = [i for i, p in enumerate(group) if p.idempotency is None]
+            if plain:
+                statement = insert(PredictionRow).returning(PredictionRow.id, sort_by_parameter_order=True)
+                ids = conn.execute(statement, [group[i].values for i in plain]).scalars().all()
+                new.update(zip(plain, ids, strict=True))
+            for i, p in enumerate(group):
+                if p.idempotency is None:
+                    continue
+                record_id = conn.execute(self._keyed_insert(p.values, p.idempotency)).scalar()
+                if record_id is not None:
+                    new[i] = record_id
+                    continue
+                try:  # the key is taken: its first request's row stands
+                    outcomes[i] = self._first_row(conn, p.idempotency)
+                except IdempotencyConflict as exc:
+                    outcomes[i] = exc
+            gone = [record_id for i, record_id in new.items() if group[i].abandoned.is_set()]
+            if gone:
+                conn.execute(delete(PredictionRow).where(PredictionRow.id.in_(gone)))
+            conn.commit()
+            for i, record_id in new.items():
+                outcomes[i] = record_id
+                if record_id not in gone and group[i].abandoned.is_set():
+                    metrics.LATE_COMMITS.inc()
+                    logs.event(
+                        log, "late_commit", level=logging.WARNING, database=self.describe(),
+                        change=f"saved #{record_id}",
+                    )  # fmt: skip
+        return [outcomes[i] for i in range(len(group))]
+
+    def _keyed_insert(self, values: dict[str, Any], idempotency: tuple[str, str]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING id: a retry racing its first try adds nothing."""
         dialects = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
         if self.engine.dialect.name not in dialects:
             raise ValueError("idempotency keys need PostgreSQL or SQLite")

@@ -1,13 +1,16 @@
-"""The number benchmarks run end to end (a handful of numbers each) and print the figures they promise."""
+"""The benchmarks run end to end (a handful of numbers, a few seconds of load) and print the figures they promise."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from benchmarks import numbers_bench, numbers_blocks
+from benchmarks import api_vs_flask, flask_original, numbers_bench, numbers_blocks
 from tests.number_gen import full_test_set
+from tests.support.api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
 
 
 @pytest.mark.slow
@@ -40,3 +43,28 @@ def test_numbers_blocks_scores_each_held_back_block_and_pools_them(monkeypatch, 
 def test_wilson_interval_matches_the_textbook_value() -> None:
     low, high = numbers_blocks.wilson(8, 10)
     assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
+
+
+def test_the_original_flask_service_answers_its_client_and_keeps_a_row_per_answer(postgres_url: str) -> None:
+    dsn = flask_original.dsn_of(postgres_url)
+    assert flask_original.count_rows(dsn) == 0  # creates the original's table
+    client = flask_original.create_app(dsn).test_client()
+    for _ in range(3):
+        response = client.post("/image-predict", json=ORIGINAL_REQUEST)
+        assert response.status_code == 200
+        assert response.get_json() == {"prediction": ORIGINAL_DIGIT, "img_shape": [28, 28]}
+    assert client.get("/image-predict").get_json()["filename"] == "request_test.png"
+    assert flask_original.count_rows(dsn) == 3
+
+
+@pytest.mark.slow
+def test_api_vs_flask_runs_both_services_and_prints_the_ratio(monkeypatch, capsys) -> None:
+    server = make_url(os.environ.get("TEST_DATABASE_URL") or pytest.skip("needs TEST_DATABASE_URL (make test)"))
+    admin = server.set(database="postgres").render_as_string(hide_password=False)
+    argv = ["api_vs_flask", "--postgres", admin, "--rounds", "1", "--clients", "2", "--duration", "2"]
+    monkeypatch.setattr("sys.argv", [*argv, "--warmup", "0.5"])
+    assert api_vs_flask.main() == 0  # no errors, every acknowledged save a row, on both sides
+    out = capsys.readouterr().out
+    for side in ("this", "original"):
+        assert re.search(rf"^{side} +\d+ req/s +p50 [\d.]+ ms +p99 [\d.]+ ms +rows/acknowledged (\d+)/\1$", out, re.M)
+    assert re.search(r"^ratio +[\d.]+x the original's requests/s$", out, re.M), out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -14,13 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import api_load  # the benchmark and this test start the server with the same code
 from tests.support.api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
 
 ROOT = Path(__file__).resolve().parent.parent
-# The benchmark and this test start the server with the same code: load it from its file.
-_spec = importlib.util.spec_from_file_location("api_load", ROOT / "benchmarks" / "api_load.py")
-api_load = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(api_load)
 
 pytestmark = pytest.mark.slow
 

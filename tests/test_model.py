@@ -15,8 +15,18 @@ import torch
 from mnist.config import MODEL_CARD_PATH, WEIGHTS_PATH
 from mnist.data import load_split
 from mnist.evaluate import predict_labels, scores
-from mnist.model import NOT_A_DIGIT, SEVERAL_DIGITS
-from mnist.predict import Prediction, Predictor, get_number_classifier, get_predictor, predict, predict_batch
+from mnist.model import CLASSES, NOT_A_DIGIT, SEVERAL_DIGITS, Net, class_probabilities
+from mnist.predict import (
+    MicroBatcher,
+    Prediction,
+    Predictor,
+    get_number_classifier,
+    get_predictor,
+    load_weights,
+    predict,
+    predict_batch,
+)
+from mnist.preprocess import candidate_views
 from tests.number_gen import full_data_dir
 from tests.redraw import place, strokes
 from tests.support.sample import as_mnist_test_dir, mnist_sample
@@ -116,6 +126,77 @@ def test_predictions_are_thread_safe():
         t.join()
     assert not errors
     assert all(results[w] == expected for w in range(8))
+
+
+def test_the_served_network_is_folded_and_reads_as_the_trained_one():
+    trained = Net(classes=CLASSES)
+    load_weights(trained, WEIGHTS_PATH)
+    served = get_predictor().net
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in served.modules())
+    batch = torch.from_numpy(IMAGES[:200].copy())
+    with torch.inference_mode():
+        expected, got = class_probabilities(trained, batch), class_probabilities(served, batch)
+    assert torch.allclose(expected, got, atol=1e-4)
+    assert torch.equal(expected.argmax(1), got.argmax(1))
+
+
+def test_a_big_batch_split_over_the_cores_reads_as_small_ones():
+    inputs = list(IMAGES[:200])
+    whole = get_predictor().probabilities(inputs)  # >= SPLIT_FROM rows: split over the cores
+    pieces = np.concatenate([get_predictor().probabilities(inputs[i : i + 10]) for i in range(0, 200, 10)])
+    assert np.allclose(whole, pieces, atol=1e-6)
+
+
+def test_concurrent_calls_share_forward_passes_and_each_gets_its_own_answer():
+    predictor = Predictor()  # its own: the process-wide one stays unbatched for the other tests
+    views = [candidate_views(_canvas(i)) for i in range(24)]
+    expected = predictor.read(views)
+    batcher = predictor.batch_concurrent_calls(gather=0.01)
+    start = threading.Barrier(len(views))
+    got: dict[int, Prediction] = {}
+
+    def work(i: int) -> None:
+        start.wait()
+        got[i] = predictor.read([views[i]])[0]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(views))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, prediction in enumerate(expected):
+        assert got[i].digit == prediction.digit and got[i].verdict == prediction.verdict
+        assert np.allclose(got[i].probabilities, prediction.probabilities, atol=1e-5)
+    assert batcher.rows == sum(len(v) for v in views)
+    assert batcher.passes < len(views)  # requests that arrived together went through together
+
+
+def test_a_failed_forward_pass_reaches_the_callers_it_held_and_the_next_ones_are_served():
+    def forward(rows: np.ndarray) -> np.ndarray:
+        if (rows == 255).any():
+            raise ValueError("a row the forward pass refuses")
+        return rows * 2
+
+    batcher = MicroBatcher(forward, gather=0.05)
+    start = threading.Barrier(4)
+    outcomes: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = batcher(np.full((2, 3), 255 if i == 0 else i, np.uint16))
+        except ValueError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(outcomes[0], ValueError)
+    for i in range(1, 4):  # in the failed pass (an error) or a later one (their own rows, doubled)
+        assert isinstance(outcomes[i], ValueError) or np.array_equal(outcomes[i], np.full((2, 3), 2 * i))
+    assert np.array_equal(batcher(np.ones((1, 3), np.uint16)), np.full((1, 3), 2))
 
 
 def test_weights_load_as_a_plain_state_dict():

@@ -13,6 +13,7 @@ from PIL import Image
 
 from mnist.errors import ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedImageType
 from mnist.preprocess import (
+    candidate_views,
     crop_to_ink,
     ink_map,
     ink_scale,
@@ -450,3 +451,16 @@ def test_thumbnail_of_white_ink_in_alpha_stays_visible():
     rgba = np.dstack([np.full((280, 280, 3), 255, np.uint8), alpha])
     shown = np.asarray(Image.open(io.BytesIO(thumbnail_png(rgba))).convert("L"))
     assert shown.min() < 50 and shown.max() > 200  # the strokes contrast with what is behind them
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
+def test_an_mnist_style_digit_reads_alike_in_any_grey_pixel_format(mode: str) -> None:
+    # The original service's own sample is an opaque RGBA 28x28 MNIST digit: the same picture as its L version.
+    for index in range(20):
+        grey = Image.fromarray(IMAGES[index])
+        views = candidate_views(grey.convert(mode))
+        assert [(v.kind, v.box, v.dark) for v in views] == [(v.kind, v.box, v.dark) for v in candidate_views(grey)]
+        assert np.array_equal(views[0].model_input, preprocess(grey).model_input)
+    translucent = Image.fromarray(IMAGES[0]).convert("RGBA")
+    translucent.putalpha(200)
+    assert candidate_views(translucent)[0].kind != "mnist"  # not opaque: the full front end reads it

@@ -38,6 +38,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks import api_load  # the benchmark, the live-server test and this one start `make run` alike
 from mnist.api.middleware import SECURITY_HEADERS
 from mnist.config import get_settings
 from tests.support.browser import CHROMIUM_ARGS, SEVEN, mnist_digit, png_file, require_chromium, stroke
@@ -66,8 +67,6 @@ def _load(name: str, path: Path):
     return module
 
 
-# The benchmark, the live-server test and this one start `make run` with the same code.
-api_load = _load("api_load", ROOT / "benchmarks" / "api_load.py")
 render_nginx = _load("render_nginx", ROOT / "deploy" / "render_nginx.py")
 
 

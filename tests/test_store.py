@@ -728,6 +728,62 @@ def test_threads_share_one_store(store: Store) -> None:
     assert errors == [] and len(set(ids)) == 100 and store.page().total == 100
 
 
+def concurrent_saves(store: Store, saves: list[dict]) -> list[int | BaseException]:
+    """Each save's keyword arguments on a thread of its own, all released at once; -> each one's id or error."""
+    start = threading.Barrier(len(saves))
+    outcomes: list[int | BaseException] = [RuntimeError("never ran")] * len(saves)
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = store.save(fake(digit=i % 10, seed=i), **saves[i])
+        except BaseException as exc:  # noqa: BLE001 - the caller asserts on it
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(saves))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+def test_concurrent_saves_share_transactions_and_each_caller_gets_its_own_row(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    commits = []
+    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    try:
+        saves = [{"source": "api", "filename": f"group_{i}.png"} for i in range(32)]
+        ids = concurrent_saves(store, saves)
+        assert all(isinstance(i, int) for i in ids) and len(set(ids)) == 32
+        for i, record_id in enumerate(ids):  # the id a caller got is the row it saved (order kept in the INSERT)
+            record = store.get(record_id)
+            assert record.filename == f"group_{i}.png" and record.digit == i % 10
+        assert store.page().total == 32
+        assert len(commits) < 32  # group commit: several saves per transaction
+    finally:
+        store.engine.dispose()
+
+
+def test_an_idempotency_conflict_in_a_group_fails_alone(database_url: str) -> None:
+    store = Store(database_url)
+    store.migrate()
+    try:
+        first = store.save(fake(), source="api", idempotency=("c" * 64, "a" * 64))
+        saves = [{"source": "api", "filename": f"ok_{i}.png"} for i in range(15)]
+        saves.insert(7, {"source": "api", "idempotency": ("c" * 64, "b" * 64)})  # the same key, another request
+        saves.insert(3, {"source": "api", "idempotency": ("c" * 64, "a" * 64)})  # a retry of the first
+        outcomes = concurrent_saves(store, saves)
+        assert isinstance(outcomes[8], IdempotencyConflict)
+        assert outcomes[3] == first
+        rest = [o for i, o in enumerate(outcomes) if i not in (3, 8)]
+        assert all(isinstance(o, int) for o in rest) and len(set(rest)) == 15
+        assert store.page().total == 16
+    finally:
+        store.engine.dispose()
+
+
 # --- boundaries -----------------------------------------------------------------------------------
 
 

@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import torch
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -93,11 +92,10 @@ def warm_up(provider: StoreProvider) -> dict[str, str]:
 
     Returns the models' versions ({} when the weights are missing: /api/v1/health says so).
     """
-    # Requests already run in parallel threads; intra-op threads on top of that only spin against each
-    # other (measured on 2 busy cores: ~30 ms CPU per single-image forward with 2 threads, ~1 ms with 1).
-    torch.set_num_threads(1)
     try:
-        versions = {"model_version": get_predictor().model_version, "reader_version": get_reader().version}
+        predictor = get_predictor()
+        predictor.batch_concurrent_calls()  # concurrent requests share forward passes
+        versions = {"model_version": predictor.model_version, "reader_version": get_reader().version}
     except (OSError, RuntimeError) as exc:  # missing or unreadable weights
         logs.event(log, "model_not_loaded", level=logging.WARNING, detail=str(exc))
         versions = {}
