@@ -3,8 +3,9 @@
 import streamlit as st
 
 from ui import sidebar
+from ui.icon import page_icon
 
-st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:", layout="wide")
+st.set_page_config(page_title="Digit recognizer", page_icon=page_icon(), layout="wide")
 
 page = st.navigation(
     [

@@ -344,7 +344,7 @@ def _two_levels(gray: np.ndarray) -> tuple[float, float] | None:
 def _alpha_drawing(img: Image.Image) -> np.ndarray | Image.Image:
     """Ink signal from transparency, or the picture with its alpha flattened when alpha holds no drawing."""
     alpha8 = np.asarray(img.getchannel("A"))
-    lo, hi = np.percentile(alpha8[::3, ::3], [1, 99.9]) / 255
+    lo, hi = percentiles_u8(alpha8[::3, ::3], [1, 99.9]) / 255
     colour_mode = "L" if img.mode == "LA" else "RGB"
     if hi < 0.1:
         return np.zeros(alpha8.shape, np.float32)  # fully transparent: nothing is visible
@@ -360,7 +360,8 @@ def _alpha_drawing(img: Image.Image) -> np.ndarray | Image.Image:
         if fraction < 0.35:
             return alpha
         values = np.asarray(img.convert("L"))[opaque]
-        if np.percentile(values, 95) - np.percentile(values, 5) < 0.35 * 255:
+        low, high = percentiles_u8(values, [5, 95])
+        if high - low < 0.35 * 255:
             return alpha
     # An opaque picture with transparent edges: fill them with its own paper colour.
     arr = np.asarray(img.convert(colour_mode), np.float32)
@@ -368,6 +369,22 @@ def _alpha_drawing(img: Image.Image) -> np.ndarray | Image.Image:
     a = alpha[..., None] if arr.ndim == 3 else alpha
     flattened = arr * a + paper * (1 - a)
     return Image.fromarray(np.clip(flattened, 0, 255).round().astype(np.uint8), colour_mode)
+
+
+def percentiles_u8(values: np.ndarray, percents: list[float]) -> np.ndarray:
+    """np.percentile(values, percents) of uint8 values, bit for bit (its linear method: the same virtual index
+    and interpolation), from a histogram: ~4x quicker than np.percentile on a few thousand values."""
+    counts = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    n = int(counts[-1])
+    out = []
+    for q in np.true_divide(np.asarray(percents, dtype=np.float64), 100):
+        virtual = (n - 1) * q
+        lo = int(np.floor(virtual))
+        t = virtual - lo
+        a = float(np.searchsorted(counts, lo, side="right"))  # the lo-th smallest value
+        b = float(np.searchsorted(counts, min(lo + 1, n - 1), side="right"))
+        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+    return np.array(out)
 
 
 def _dark_ink(gray: np.ndarray) -> bool:
@@ -608,6 +625,8 @@ def _remove_lines(ink: np.ndarray) -> None:
     """
     mask = ink > 0.1
     h, w = mask.shape
+    if not (_spanning(mask, 1, w).any() or _spanning(mask, 0, h).any()):
+        return  # not even the ink covers and spans a row or column as a line would (a line's pixels are ink)
     d = max(2, round(0.01 * max(h, w))) + 1  # a printed line is ~1% of the page thick, a stroke far more
     found = []
     for axis, length in ((1, w), (0, h)):
@@ -637,10 +656,13 @@ def _remove_lines(ink: np.ndarray) -> None:
 
 def _spanning(mask: np.ndarray, axis: int, length: int) -> np.ndarray:
     """Per row (axis=1) or column (axis=0): covered >= 25% and spanning >= 80%."""
-    count = mask.sum(axis=axis)
-    first = mask.argmax(axis=axis)
-    last = length - 1 - np.flip(mask, axis=axis).argmax(axis=axis)
-    return (count >= 0.25 * length) & (last - first >= 0.8 * length)
+    covered = mask.sum(axis=axis) >= 0.25 * length
+    index = np.flatnonzero(covered)
+    if index.size:  # the span only of the rows (columns) covered enough
+        lines = mask[index] if axis == 1 else mask[:, index].T
+        first, last = lines.argmax(axis=1), length - 1 - lines[:, ::-1].argmax(axis=1)
+        covered[index] = last - first >= 0.8 * length
+    return covered
 
 
 def _run_lengths(mask: np.ndarray) -> np.ndarray:

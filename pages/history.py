@@ -31,12 +31,13 @@ else:
         chosen = history.filters()
     history.message()
     auth.lock_button()
+    pager = history.pager_key(chosen)
     try:
-        requested = st.session_state.get("history_page", 1)
+        requested = st.session_state.get(pager, 1)
         page = store.page(offset=(requested - 1) * history.PAGE_SIZE, limit=history.PAGE_SIZE, filters=chosen)
         pages = max(1, math.ceil(page.total / history.PAGE_SIZE))
-        if requested > pages:  # the filters shrank the result: go to its last page
-            requested = st.session_state["history_page"] = pages
+        if requested > pages:  # rows were deleted meanwhile: go to the last page there is
+            requested, pager = pages, history.pager_key(chosen, reset=True)
             page = store.page(offset=(requested - 1) * history.PAGE_SIZE, limit=history.PAGE_SIZE, filters=chosen)
         stats = store.stats(chosen)
         histogram = store.confidence_histogram(chosen)
@@ -59,7 +60,7 @@ else:
             selected = history.table(page.items, key=f"history_table_{hash((chosen, requested, version))}")
             pager_col, csv_col = st.columns([3, 1], vertical_alignment="center")
             with pager_col:
-                st.pagination(pages, key="history_page")
+                st.pagination(pages, default=requested, key=pager)
             csv_col.download_button(
                 "Download CSV",
                 data=lambda: history.csv_text(store, chosen),

@@ -430,6 +430,28 @@ def test_history_pages_fifty_rows_at_a_time(monkeypatch):
     assert "showing 51–53" in texts(at.markdown)
 
 
+def test_a_filter_change_goes_back_to_page_one_without_a_warning(monkeypatch, caplog):
+    store = Store(current_url())
+    store.migrate()
+    three, seven = predict(digit_png(3)), predict(digit_png(7))
+    for i in range(60):
+        store.save(three if i % 2 else seven, source="api")
+    # Streamlit warns once per process (with a stack trace) about a widget with a default whose value is also set
+    # through Session State: make it able to warn again here, and listen on its logger.
+    monkeypatch.setattr("streamlit.elements.lib.policies._shown_default_value_warning", False)
+    streamlit_log = logging.getLogger("streamlit")
+    monkeypatch.setattr(streamlit_log, "handlers", [*streamlit_log.handlers, caplog.handler])
+    at = open_app(monkeypatch, page="pages/history.py")
+    at.get("pagination")[0].set_value(2).run()
+    assert "showing 51–60" in texts(at.markdown)
+    at.selectbox(key="f_digit").set_value(3).run()
+    assert "**30** matching row(s) · showing 1–30" in texts(at.markdown)
+    assert at.get("pagination")[0].value == 1
+    assert not at.exception
+    warned = [r.getMessage() for r in caplog.records if "Session State" in r.getMessage()]
+    assert not warned, warned
+
+
 def select_row(at: AppTest, row: int) -> None:
     at.session_state[history_table(at).key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
     at.run()

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
@@ -396,3 +397,49 @@ def test_model_page(page, app_url):
     page.get_by_text("MNIST test accuracy").wait_for()
     page.get_by_text("test images are misread").wait_for(timeout=120_000)
     screenshot(page, "model.png")
+
+
+def test_api_docs_and_every_page_need_nothing_but_this_server(browser, app_url):
+    """Swagger UI and ReDoc come from the app's own dependencies, and no page fetches from another host."""
+    context = browser.new_context(viewport=VIEWPORT)
+    elsewhere: list[str] = []
+
+    def only_this_server(route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:  # what a machine without internet would get
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    try:
+        tab.goto(app_url + "api/docs")
+        assert "MNIST digit recognizer API" in tab.locator(".swagger-ui .info .title").inner_text()
+        tab.locator(".opblock-summary-path", has_text="/image-predict").first.wait_for()
+        tab.goto(app_url + "api/redoc")
+        tab.locator("h1", has_text="MNIST digit recognizer API").wait_for()
+        tab.get_by_text("/api/v1/predictions").first.wait_for()
+        for path, ready in (("", "canvas.upper-canvas"), ("upload", "section[data-testid='stFileUploaderDropzone']"),
+                            ("history", "[data-testid='stMain']"), ("model", "[data-testid='stMain']")):  # fmt: skip
+            tab.goto(app_url + path)
+            tab.locator(ready).first.wait_for()
+            tab.wait_for_timeout(1_500)  # what the page loads after its first paint (icons, fonts, charts)
+    finally:
+        context.close()
+    assert elsewhere == [], "\n".join(elsewhere)
+
+
+@pytest.mark.parametrize(("scheme", "dark"), [("light", False), ("dark", True)])
+def test_the_theme_follows_the_systems_preference(browser, app_url, scheme, dark):
+    context = browser.new_context(viewport=VIEWPORT, color_scheme=scheme)
+    tab = context.new_page()
+    try:
+        tab.goto(app_url)
+        tab.locator("canvas.upper-canvas").wait_for(timeout=60_000)
+        background = tab.locator("[data-testid='stApp']").evaluate("e => getComputedStyle(e).backgroundColor")
+        red, green, blue = (int(v) for v in background[background.index("(") + 1 : -1].split(",")[:3])
+        assert (red + green + blue < 3 * 64) is dark, background
+    finally:
+        context.close()

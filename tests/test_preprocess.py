@@ -19,6 +19,7 @@ from mnist.preprocess import (
     ink_scale,
     label_components,
     load_image,
+    percentiles_u8,
     preprocess,
     thumbnail_png,
     to_model_input,
@@ -464,3 +465,18 @@ def test_an_mnist_style_digit_reads_alike_in_any_grey_pixel_format(mode: str) ->
     translucent = Image.fromarray(IMAGES[0]).convert("RGBA")
     translucent.putalpha(200)
     assert candidate_views(translucent)[0].kind != "mnist"  # not opaque: the full front end reads it
+
+
+def test_uint8_percentiles_are_numpys_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    for trial in range(2000):
+        n = int(rng.integers(1, 2000))
+        values = [
+            rng.integers(0, 256, n),
+            np.where(rng.random(n) < 0.95, 0, 255),  # a transparent canvas's alpha: mostly 0, strokes 255
+            np.where(rng.random(n) < 0.9, 255, rng.integers(0, 256, n)),
+            rng.integers(0, 3, n) * 127,
+        ][trial % 4].astype(np.uint8)
+        percents = [[1, 99.9], [5, 95], [0, 50, 100]][trial % 3]
+        expected, got = np.percentile(values, percents), percentiles_u8(values, percents)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), (values, percents)

@@ -22,29 +22,29 @@ def _any(value: object) -> str:
     return "Any" if value is None else str(value)
 
 
-def _first_page() -> None:
-    st.session_state["history_page"] = 1
+def pager_key(filters: Filters, *, reset: bool = False) -> str:
+    """The page switcher's key: one per set of filters (new filters start on page 1) and a new one after
+    `reset` (rows vanished from under the page shown). The page itself is then never written through
+    Session State, which Streamlit logs a warning with a stack trace about for a widget with a default."""
+    if reset:
+        st.session_state["history_pager_resets"] = st.session_state.get("history_pager_resets", 0) + 1
+    return f"history_page_{hash((filters, st.session_state.get('history_pager_resets', 0)))}"
 
 
 def filters() -> Filters:
     """Filter widgets -> mnist.store.Filters. Dates are UTC days, both ends included."""
     digit_col, source_col, label_col, verdict_col, date_col, conf_col = st.columns([1, 1, 1, 1.1, 1.4, 1.6])
-    digit = digit_col.selectbox(
-        "Predicted digit", [None, *range(10)], format_func=_any, key="f_digit", on_change=_first_page
-    )
-    source = source_col.selectbox("Source", [None, *SOURCES], format_func=_any, key="f_source", on_change=_first_page)
-    labelled = label_col.selectbox("Label", list(LABELLED), key="f_labelled", on_change=_first_page)
+    digit = digit_col.selectbox("Predicted digit", [None, *range(10)], format_func=_any, key="f_digit")
+    source = source_col.selectbox("Source", [None, *SOURCES], format_func=_any, key="f_source")
+    labelled = label_col.selectbox("Label", list(LABELLED), key="f_labelled")
     verdict = verdict_col.selectbox(
         "Verdict",
         [None, *VERDICT_NAMES],
         format_func=lambda v: "Any" if v is None else VERDICT_NAMES[v],
         key="f_verdict",
-        on_change=_first_page,
     )
-    days = date_col.date_input("Dates (UTC)", value=(), format="YYYY-MM-DD", key="f_dates", on_change=_first_page)
-    low, high = conf_col.slider(
-        "Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="%.2f", key="f_conf", on_change=_first_page
-    )
+    days = date_col.date_input("Dates (UTC)", value=(), format="YYYY-MM-DD", key="f_dates")
+    low, high = conf_col.slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="%.2f", key="f_conf")
     since, until = _day_range(days)
     return Filters(
         digit=digit,

@@ -16,12 +16,12 @@ from contextlib import asynccontextmanager
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from mnist import logs
 from mnist.api import errors
 from mnist.api.middleware import AccessLog, BodyLimit, CrossOriginWrites, SecurityHeaders
-from mnist.api.routes import health, history, metrics, numbers, predictions
+from mnist.api.routes import docs, health, history, metrics, numbers, predictions
 from mnist.config import get_settings
 from mnist.metrics import MODEL
 from mnist.predict import get_predictor
@@ -38,7 +38,7 @@ PREDICT_THREADS = 8
 # How long start-up waits for the history's migration: a database that is hung or down at start costs
 # the start that much, then the app serves without a history and migrates once the database answers.
 MIGRATION_WAIT_SECONDS = 10.0
-ROUTERS = (predictions.router, numbers.router, history.router, health.router, metrics.router)
+ROUTERS = (predictions.router, numbers.router, history.router, health.router, metrics.router, docs.router)
 
 
 def create_app(store: Store | None = None) -> FastAPI:
@@ -53,15 +53,16 @@ def create_app(store: Store | None = None) -> FastAPI:
         yield
 
     app = FastAPI(
-        title="MNIST digit recognizer API",
+        title=docs.TITLE,
         version="1",
         description="Handwritten digits in, predictions out; every prediction is kept in a history you can query.",
-        docs_url="/api/docs",
+        docs_url=None,  # routes/docs.py serves Swagger UI and ReDoc without a CDN
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=docs.OPENAPI_URL,
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,  # operationIds are the handlers' names
     )
+    app.mount(docs.ASSETS_URL, docs.assets)
     app.state.provider = provider
     app.state.predict_slots = CapacityLimiter(PREDICT_THREADS)
     settings = get_settings()
@@ -80,7 +81,7 @@ def create_app(store: Store | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(AccessLog, routes=routes)
+    app.add_middleware(AccessLog, routes=routes + [route for route in app.routes if isinstance(route, Mount)])
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -40,6 +40,8 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500  # what the client gets when the app raises before answering
+        matched = routes_for(self.routes, scope)  # before the app runs: a Mount rewrites the scope's paths
+        route = getattr(matched[0], "path", "unmatched") if matched else "unmatched"
 
         async def watching_send(message: Message) -> None:
             nonlocal status
@@ -51,8 +53,6 @@ class AccessLog:
             await self.app(scope, receive, watching_send)
         finally:
             seconds = time.perf_counter() - started
-            matched = routes_for(self.routes, scope)
-            route = getattr(matched[0], "path", "unmatched") if matched else "unmatched"
             metrics.REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(seconds)
             logs.event(log, "request", method=scope["method"], route=route, status=status, ms=round(seconds * 1000, 1))
 
