@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_PATH = ROOT / "weights" / "mnist_cnn.pt"
 READER_WEIGHTS_PATH = ROOT / "weights" / "number_reader.pt"
 MODEL_CARD_PATH = ROOT / "weights" / "model_card.json"
+# The first 1,000 MNIST test digits (IDX files, CC BY-SA 3.0), for when MNIST_DATA_DIR is not set.
+MNIST_SAMPLE_DIR = ROOT / "weights" / "mnist-test-sample"
 READER_CARD_PATH = ROOT / "weights" / "number_reader_card.json"
 # The ten-digit classifier the number reader was tuned and measured with (feea1c8f16b7): numbers keep it, so
 # their held-back figures stand as measured, while single pictures go to the classifier with verdicts.

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist.config import WEIGHTS_PATH
-from mnist.data import load_split
+from mnist.config import MNIST_SAMPLE_DIR, WEIGHTS_PATH
+from mnist.data import load_split, read_idx
 from mnist.model import log_probabilities
 from mnist.predict import Predictor, get_predictor
 
@@ -46,6 +46,14 @@ def misclassified(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) ->
 def mistakes_on_test_set(data_dir: str | Path | None = None) -> tuple[list[tuple[np.ndarray, int, int]], int]:
     """The loaded model's mistakes on the MNIST test set in data_dir (misclassified triples, test-set size)."""
     images, labels = load_split("test", data_dir)
+    return misclassified(get_predictor().net, images, labels), len(labels)
+
+
+def mistakes_on_sample() -> tuple[list[tuple[np.ndarray, int, int]], int]:
+    """The loaded model's mistakes on the 1,000 MNIST test digits shipped in weights/ (for when there is no
+    MNIST_DATA_DIR)."""
+    images = torch.from_numpy(read_idx(MNIST_SAMPLE_DIR / "t10k-1000-images-idx3-ubyte.gz").copy())
+    labels = torch.from_numpy(read_idx(MNIST_SAMPLE_DIR / "t10k-1000-labels-idx1-ubyte.gz").astype(np.int64))
     return misclassified(get_predictor().net, images, labels), len(labels)
 
 

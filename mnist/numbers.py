@@ -74,7 +74,7 @@ MAX_BLANK = 0.25  # no single digit has a clear gap this wide inside it
 MAX_SPAN = 10  # boundaries a candidate digit may skip
 
 # Upright aspect (width / height with the slant sheared away) of each digit: geometric mean and sd of
-# the log, measured on the first 500 digits of the MNIST test sample in tests/data (the TUNE split).
+# the log, measured on the first 500 digits of the MNIST test sample in weights/mnist-test-sample (the TUNE split).
 ASPECT = {0: (0.81, 0.24), 1: (0.22, 0.19), 2: (0.80, 0.18), 3: (0.70, 0.22), 4: (0.74, 0.22),
           5: (0.75, 0.19), 6: (0.70, 0.20), 7: (0.72, 0.23), 8: (0.68, 0.16), 9: (0.63, 0.15)}  # fmt: skip
 # A piece is taken as one digit, uncut, when read this confidently, this tall and this typically shaped.

@@ -15,11 +15,12 @@ GRID_COLUMNS = 10
 
 
 @st.cache_resource(show_spinner="Reading the MNIST test set and finding the digits the model gets wrong…")
-def test_mistakes(data_dir: str, model_version: str) -> tuple[list, int]:
-    """(misclassified (image, true, predicted) triples, test-set size) — once per data set and model version."""
-    from mnist.evaluate import mistakes_on_test_set  # loads torch: after the card has painted
+def test_mistakes(data_dir: str | None, model_version: str) -> tuple[list, int]:
+    """(misclassified (image, true, predicted) triples, test-set size) — once per data set and model version;
+    without a data directory, on the 1,000 test digits shipped with the app."""
+    from mnist.evaluate import mistakes_on_sample, mistakes_on_test_set  # loads torch: after the card has painted
 
-    return mistakes_on_test_set(data_dir)
+    return mistakes_on_test_set(data_dir) if data_dir else mistakes_on_sample()
 
 
 def load_card(path=MODEL_CARD_PATH) -> dict | None:
@@ -35,7 +36,7 @@ def card_section(card: dict) -> None:
     test, training = card.get("test", {}), card.get("training", {})
     cols = st.columns(4)
     cols[0].metric("MNIST test accuracy", f"{test.get('accuracy', 0):.2%}", border=True)
-    cols[1].metric("Test errors", f"{test.get('errors', 0)} of {test.get('count', 0):,}", border=True)
+    cols[1].metric(f"Test errors (of {test.get('count', 0):,})", f"{test.get('errors', 0)}", border=True)
     cols[2].metric("Parameters", f"{card.get('parameters', 0):,}", border=True)
     minutes = training.get("seconds", 0) / 60
     cols[3].metric("Training time", f"{minutes:.0f} min", border=True)
@@ -103,19 +104,20 @@ def reader_section(card: dict) -> None:
 
 
 def mistakes_section() -> None:
-    """A grid of test digits the model gets wrong, when MNIST_DATA_DIR points at the data."""
+    """A grid of test digits the model gets wrong: of the MNIST test set in MNIST_DATA_DIR, or of the sample
+    shipped with the app."""
     st.subheader("Test digits it gets wrong")
     data_dir = get_settings().mnist_data_dir
-    if data_dir is None:
-        st.info("Set MNIST_DATA_DIR to the folder with the MNIST files to see the test digits the model misreads.")
-        return
     try:
-        wrong, count = test_mistakes(str(data_dir), resources.get_predictor().model_version)
+        wrong, count = test_mistakes(str(data_dir) if data_dir else None, resources.get_predictor().model_version)
     except (OSError, InvalidDataset) as exc:
         st.warning(f"Could not read the MNIST test set in MNIST_DATA_DIR: {views.plain(exc)}")
         return
     shown = min(len(wrong), MAX_MISTAKES_SHOWN)
-    st.caption(f"{len(wrong)} of {count:,} test images are misread; the first {shown}, each with its true digit:")
+    where = "" if data_dir else " (the first 1,000 of the test set, shipped with the app; MNIST_DATA_DIR gives all)"
+    st.caption(
+        f"{len(wrong)} of {count:,} test images{where} are misread; the first {shown}, each with its true digit:"
+    )
     columns = st.columns(GRID_COLUMNS)
     for i, (image, true, predicted) in enumerate(wrong[:MAX_MISTAKES_SHOWN]):
         columns[i % GRID_COLUMNS].image(

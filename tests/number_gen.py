@@ -1,6 +1,6 @@
 """Synthetic multi-digit numbers composed from real MNIST test digits, for tests and the numbers benchmark.
 
-Every number is built from the committed 1,000-digit sample (tests/data/t10k-1000-*), so no download
+Every number is built from the committed 1,000-digit sample (weights/mnist-test-sample/t10k-1000-*), so no download
 is needed. The sample is split in two: TUNE (indices 0-499) is what the segmentation was tuned on,
 HELD_BACK (500-999) is what tests and the benchmark score, so a figure never comes from digits the
 thresholds were fitted to. The number reader's network is trained on MNIST *training* digits only.

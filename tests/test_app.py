@@ -577,6 +577,17 @@ def test_history_with_database_down_warns_without_a_traceback(monkeypatch):
 # --- Model ------------------------------------------------------------------------------------------
 
 
+def test_model_page_without_the_mnist_files_shows_the_shipped_samples_mistakes(monkeypatch):
+    monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
+    at = open_app(monkeypatch, page="pages/model.py")
+    assert "MNIST_DATA_DIR to" not in texts(at.info)  # no "set MNIST_DATA_DIR to ..." in place of the grid
+    caption = re.search(r"(\d+) of 1,000 test images \(the first 1,000 of the test set, shipped", texts(at.caption))
+    assert caption and int(caption[1]) > 0
+    assert len(at.get("image")) >= min(int(caption[1]), 60)  # the grid of misread digits
+    count = json.loads(MODEL_CARD_PATH.read_text())["test"]["count"]
+    assert f"Test errors (of {count:,})" in [m.label for m in at.metric]  # the count in the label: nothing cut off
+
+
 def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
     data = as_mnist_test_dir(tmp_path / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(data))

@@ -1,4 +1,4 @@
-"""The committed 1,000-digit MNIST test sample (tests/data), loaded once per process."""
+"""The committed 1,000-digit MNIST test sample (weights/mnist-test-sample), loaded once per process."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist.config import MNIST_SAMPLE_DIR
 from mnist.data import read_idx
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = MNIST_SAMPLE_DIR
 
 
 @cache
