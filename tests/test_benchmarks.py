@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy.engine import make_url
 
-from benchmarks import api_vs_flask, flask_original, numbers_bench, numbers_blocks
+from benchmarks import api_vs_flask, flask_original, numbers_bench, numbers_blocks, responsiveness
 from tests.number_gen import full_test_set
 from tests.support.api import ORIGINAL_DIGIT, ORIGINAL_REQUEST
 
@@ -68,3 +68,12 @@ def test_api_vs_flask_runs_both_services_and_prints_the_ratio(monkeypatch, capsy
     for side in ("this", "original"):
         assert re.search(rf"^{side} +\d+ req/s +p50 [\d.]+ ms +p99 [\d.]+ ms +rows/acknowledged (\d+)/\1$", out, re.M)
     assert re.search(r"^ratio +[\d.]+x the original's requests/s$", out, re.M), out
+
+
+@pytest.mark.slow
+def test_responsiveness_prints_first_paint_and_release_to_reading(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.argv", ["responsiveness", "--paints", "1", "--draws", "1"])
+    responsiveness.main()  # the targets are for a quiet machine: only the figures are checked here
+    out = capsys.readouterr().out
+    assert re.search(r"^first paint of Draw \(canvas shown\) +p50 +\d+ ms .*\(n=1\)", out, re.M), out
+    assert re.search(r"^release -> reading shown +p50 +\d+ ms .*\(n=1\)", out, re.M), out

@@ -388,7 +388,7 @@ def test_two_processes_behind_nginx_share_the_load_and_survive_a_kill(
             api_headers = {k.lower(): v for k, v in headers}
             assert status == 200 and api_headers.get("content-encoding") == "gzip"
             assert "set-cookie" not in api_headers, "API clients get no routing cookie"
-            assert refused_before_upload(proxy_port, 12 * 1024 * 1024) == 413  # over the proxy's 11 MB, unread
+            assert refused_before_upload(proxy_port, 34 * 1024 * 1024) == 413  # over the proxy's 33 MB, unread
             assert fetch(proxy_port, "GET", "/metrics")[0] == 403  # scraped per process, not through the proxy
 
             # The browser: the WebSocket and the XSRF-checked upload work through nginx, on one process.

@@ -53,6 +53,33 @@ def require_chromium() -> str:
     return str(CHROMIUM)
 
 
+# In the page: the time of the last pointer release (window.__up) and of the first reading shown after it
+# (window.__shown, when a .predicted-digit appears).
+WATCH_READINGS = """() => {
+    window.__up = null; window.__shown = null;
+    window.addEventListener('pointerup', () => { window.__up = performance.now(); window.__shown = null; }, true);
+    new MutationObserver(() => {
+        if (window.__up !== null && window.__shown === null && document.querySelector('.predicted-digit'))
+            window.__shown = performance.now();
+    }).observe(document.body, {subtree: true, childList: true});
+}"""
+
+
+def release_to_reading_ms(page, canvas, strokes: list[list[tuple[int, int]]]) -> float:
+    """Draw, and wait for the reading: milliseconds from the last pointer release to the digit on screen
+    (the page must have run WATCH_READINGS)."""
+    stroke(page, canvas, strokes)
+    page.wait_for_function("() => window.__shown !== null")
+    return page.evaluate("() => window.__shown - window.__up")
+
+
+def clear_canvas(page, canvas) -> None:
+    """The canvas toolbar's bin (it shows while the pointer is over the canvas)."""
+    canvas.hover()
+    page.locator(".dc-toolbar button[title^='Reset canvas']").click()
+    page.locator(".predicted-digit").wait_for(state="detached")
+
+
 def stroke(page, canvas, strokes: list[list[tuple[int, int]]]) -> None:
     """Draw polylines with the mouse on the canvas (coordinates in canvas pixels)."""
     box = canvas.bounding_box()
