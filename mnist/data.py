@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnist.config import get_settings
+from mnist.config import MNIST_SAMPLE_DIR, get_settings
 from mnist.errors import InvalidDataset
 
 # The published md5 of each original gzip file (same as torchvision's mirror list).
@@ -76,6 +76,14 @@ def load_split(split: str, data_dir: str | Path | None = None) -> tuple[torch.Te
     images = read_idx(directory / f"{prefix}-images-idx3-ubyte.gz")
     labels = read_idx(directory / f"{prefix}-labels-idx1-ubyte.gz")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def read_sample() -> tuple[np.ndarray, np.ndarray]:
+    """The first 1,000 MNIST test digits shipped in weights/mnist-test-sample: images (1000, 28, 28) uint8 and
+    labels (1000,) int64."""
+    images = read_idx(MNIST_SAMPLE_DIR / "t10k-1000-images-idx3-ubyte.gz")
+    labels = read_idx(MNIST_SAMPLE_DIR / "t10k-1000-labels-idx1-ubyte.gz")
+    return images, labels.astype(np.int64)
 
 
 def download_with_torchvision(target: Path) -> Path:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist.config import MNIST_SAMPLE_DIR, WEIGHTS_PATH
-from mnist.data import load_split, read_idx
+from mnist.config import WEIGHTS_PATH
+from mnist.data import load_split, read_sample
 from mnist.model import log_probabilities
 from mnist.predict import Predictor, get_predictor
 
@@ -52,9 +52,8 @@ def mistakes_on_test_set(data_dir: str | Path | None = None) -> tuple[list[tuple
 def mistakes_on_sample() -> tuple[list[tuple[np.ndarray, int, int]], int]:
     """The loaded model's mistakes on the 1,000 MNIST test digits shipped in weights/ (for when there is no
     MNIST_DATA_DIR)."""
-    images = torch.from_numpy(read_idx(MNIST_SAMPLE_DIR / "t10k-1000-images-idx3-ubyte.gz").copy())
-    labels = torch.from_numpy(read_idx(MNIST_SAMPLE_DIR / "t10k-1000-labels-idx1-ubyte.gz").astype(np.int64))
-    return misclassified(get_predictor().net, images, labels), len(labels)
+    images, labels = read_sample()
+    return misclassified(get_predictor().net, torch.from_numpy(images.copy()), torch.from_numpy(labels)), len(labels)
 
 
 def format_report(result: dict) -> str:

@@ -46,6 +46,7 @@ from mnist.preprocess import (
     ink_scale,
     label_components,
     load_image,
+    stroke_width,
     to_input_box,
     to_model_input,
 )
@@ -447,7 +448,7 @@ def neck_splits(mask: np.ndarray, height: float) -> list[tuple[float, np.ndarray
     two regrown neighbours follows the real contact, however the digits lean or overlap, which a
     top-to-bottom cut cannot. Several depths, since bridges and strokes come in all widths.
     """
-    stroke = stroke_width(mask.astype(np.float32))
+    stroke = core_stroke_width(mask.astype(np.float32))
     out: list[tuple[float, np.ndarray, float]] = []
     seen: list[np.ndarray] = []
     eroded = mask
@@ -525,7 +526,7 @@ def candidate_cuts(local: np.ndarray, height: float) -> tuple[list[np.ndarray], 
     columns = np.arange(margin, w - margin + 1, max(1, round(CUT_STEP * height)))
     if columns.size == 0:
         return [], []
-    stroke = stroke_width(local)
+    stroke = core_stroke_width(local)
     found = [shortest_cuts(local, columns, max(1, round(band * height)), lean) for band, lean in CUT_BANDS]
     paths = np.concatenate([p for p, _ in found])
     costs = np.concatenate([c for _, c in found]) / stroke
@@ -618,11 +619,9 @@ def _crumbs(mask: np.ndarray) -> np.ndarray:
     return small[labels]
 
 
-def stroke_width(local: np.ndarray) -> float:
-    """Typical stroke width in pixels: 2 * area / perimeter of the stroke mask."""
-    mask = local > CORE
-    inner = ndimage.binary_erosion(mask, CROSS)
-    return max(1.0, 2.0 * int(mask.sum()) / max(1, int((mask & ~inner).sum())))
+def core_stroke_width(local: np.ndarray) -> float:
+    """Typical stroke width in pixels of the strokes' cores, at least 1."""
+    return max(1.0, stroke_width(local > CORE))
 
 
 # --------------------------------------------------------------------------- candidate digits

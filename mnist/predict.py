@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from mnist.batching import BatchWorker
 from mnist.config import NUMBER_CLASSIFIER_PATH, WEIGHTS_PATH
 from mnist.model import CLASSES, NOT_A_DIGIT, SEVERAL_DIGITS, Net, class_probabilities, for_inference
 from mnist.preprocess import ImageInput, View, candidate_views
@@ -53,67 +53,43 @@ _SPLITTER = ThreadPoolExecutor(CORES, thread_name_prefix="mnist-forward")
 class MicroBatcher:
     """Runs `forward` once on the rows that concurrent callers hand in, as model servers do.
 
-    Callers queue their rows and wait; one thread takes everything queued (up to `max_rows`), waiting up
-    to `gather` seconds for more once it has some, and answers each caller with its own slice. With one
-    caller at a time nothing waits (the thread is woken at once); under load the rows of every request
-    that arrived during one forward pass go through the next together, where a network costs a fraction
-    per image of what it costs at batch 1. The thread ends after `idle` seconds without work.
+    Callers queue their rows and wait; a BatchWorker thread takes everything queued (up to `max_rows`
+    rows), waiting up to `gather` seconds for more once it has some, and answers each caller with its own
+    slice. With one caller at a time nothing waits; under load the rows of every request that arrived
+    during one forward pass go through the next together, where a network costs a fraction per image of
+    what it costs at batch 1.
     """
 
     def __init__(
         self, forward: Callable[[np.ndarray], np.ndarray], max_rows: int = 256, gather: float = 0.0, idle: float = 5.0
     ) -> None:
-        self.forward, self.max_rows, self.gather, self.idle = forward, max_rows, gather, idle
-        self._queue: list[tuple[np.ndarray, Future[np.ndarray]]] = []
-        self._ready = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self.passes = 0  # forward passes run (the benchmark reports rows per pass)
+        self.forward = forward
+        self._worker: BatchWorker[tuple[np.ndarray, Future[np.ndarray]]] = BatchWorker(
+            self._pass, name="mnist-micro-batcher", limit=max_rows, size=lambda item: len(item[0]), gather=gather,
+            idle=idle,
+        )  # fmt: skip
+        self.passes = 0  # forward passes run, and the rows they took (tests read them)
         self.rows = 0
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """forward(rows), run together with whatever other callers queued meanwhile."""
         done: Future[np.ndarray] = Future()
-        with self._ready:
-            self._queue.append((rows, done))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="mnist-micro-batcher", daemon=True)
-                self._thread.start()
-            self._ready.notify()
+        self._worker.put((rows, done))
         return done.result()
 
-    def _take(self) -> list[tuple[np.ndarray, Future[np.ndarray]]] | None:
-        """The next batch of queued requests (whole requests, at most max_rows rows unless one is bigger)."""
-        with self._ready:
-            if not self._queue and not self._ready.wait(self.idle) and not self._queue:
-                self._thread = None
-                return None
-            if self.gather > 0:
-                deadline = time.monotonic() + self.gather
-                while sum(len(r) for r, _ in self._queue) < self.max_rows and self._ready.wait(
-                    max(0.0, deadline - time.monotonic())
-                ):
-                    pass
-            taken, count = 0, 0
-            while taken < len(self._queue) and (taken == 0 or count + len(self._queue[taken][0]) <= self.max_rows):
-                count += len(self._queue[taken][0])
-                taken += 1
-            batch, self._queue = self._queue[:taken], self._queue[taken:]
-            return batch
-
-    def _run(self) -> None:
-        while (batch := self._take()) is not None:
-            try:
-                out = self.forward(np.concatenate([rows for rows, _ in batch]))
-            except BaseException as exc:  # noqa: BLE001 - each caller re-raises it
-                for _, done in batch:
-                    done.set_exception(exc)
-                continue
-            self.passes += 1
-            self.rows += len(out)
-            start = 0
-            for rows, done in batch:
-                done.set_result(out[start : start + len(rows)])
-                start += len(rows)
+    def _pass(self, batch: list[tuple[np.ndarray, Future[np.ndarray]]]) -> None:
+        try:
+            out = self.forward(np.concatenate([rows for rows, _ in batch]))
+        except BaseException as exc:  # noqa: BLE001 - each caller re-raises it
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        self.passes += 1
+        self.rows += len(out)
+        start = 0
+        for rows, done in batch:
+            done.set_result(out[start : start + len(rows)])
+            start += len(rows)
 
 
 class Predictor:

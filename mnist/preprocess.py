@@ -600,16 +600,10 @@ def _opening_background(signal: np.ndarray, stroke: float, tight: bool = False) 
     long_side = max(signal.shape)
     cap = (0.5 if tight else 1 / 3) * long_side
     window = int(np.clip(1.5 * stroke + 4, max(9, 0.06 * long_side), max(9, cap))) | 1
-    opened = _running(_running(signal, window, np.minimum), window, np.maximum)
+    opened = ndimage.grey_opening(signal, window, mode="nearest")
     # Where light changes along a diagonal, a square opening leaves rectangular pits below
     # the paper; a closing of the same size fills them (the strokes are already gone).
-    return _running(_running(opened, window, np.maximum), window, np.minimum)
-
-
-def _running(a: np.ndarray, size: int, op) -> np.ndarray:
-    """Square size x size running min (op np.minimum) or max (np.maximum), edge-extended, in C (scipy.ndimage)."""
-    running = ndimage.minimum_filter if op is np.minimum else ndimage.maximum_filter
-    return running(a, size, mode="nearest")
+    return ndimage.grey_closing(opened, window, mode="nearest")
 
 
 def _remove_lines(ink: np.ndarray) -> None:
@@ -964,16 +958,17 @@ STROKE_MIN, STROKE_MAX = 9.0, 16.0
 def normalise_stroke(mid: np.ndarray) -> np.ndarray:
     """Thicken pen-thin strokes and thin marker-fat ones into MNIST's range (3x3 max/min steps)."""
     for _ in range(8):
-        width = _stroke_width(mid > 0.5)
+        width = stroke_width(mid > 0.5)
         if width == 0 or STROKE_MIN <= width <= STROKE_MAX:
             break
-        mid = _running(mid, 3, np.maximum if width < STROKE_MIN else np.minimum)
-        if width > STROKE_MAX and _stroke_width(mid > 0.5) < STROKE_MIN:
+        grow = ndimage.maximum_filter if width < STROKE_MIN else ndimage.minimum_filter
+        mid = grow(mid, 3, mode="nearest")
+        if width > STROKE_MAX and stroke_width(mid > 0.5) < STROKE_MIN:
             break
     return mid
 
 
-def _stroke_width(mask: np.ndarray) -> float:
+def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width in pixels: 2 x area / boundary length (a long stroke has two edges)."""
     area = int(mask.sum())
     if area == 0:

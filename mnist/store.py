@@ -62,6 +62,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from mnist import logs, metrics
+from mnist.batching import BatchWorker
 from mnist.config import ROOT, get_settings
 from mnist.errors import IdempotencyConflict, RecordNotFound, StoreUnavailable
 from mnist.results import VERDICTS, Prediction
@@ -481,10 +482,12 @@ class Outage:
 
 @dataclass
 class _PendingSave:
-    """One save waiting for the writer thread; `done` gets its id, `abandoned` is set when its caller gave up."""
+    """One save waiting for the writer thread; `done` gets its id, `abandoned` is set when its caller gave up.
+    A save with an idempotency key brings its own INSERT ... ON CONFLICT (`keyed`)."""
 
     values: dict[str, Any]
     idempotency: tuple[str, str] | None
+    keyed: Any = None
     done: Future[int] = field(default_factory=Future)
     abandoned: threading.Event = field(default_factory=threading.Event)
 
@@ -554,9 +557,9 @@ class Store:
         self._outage: Outage | None = None
         self._probe_at = 0.0
         self._outage_lock = threading.Lock()
-        self._saves: list[_PendingSave] = []  # waiting for the writer thread (group commit)
-        self._saves_ready = threading.Condition()
-        self._writer: threading.Thread | None = None
+        self._writer = BatchWorker(  # group commit: one thread writes the saves queued meanwhile together
+            self._save_group, name="mnist-store-writer", limit=self.MAX_GROUP, idle=self.WRITER_IDLE_SECONDS
+        )
 
     def _make_sqlite_dir(self) -> None:
         database = self.url.database
@@ -663,9 +666,13 @@ class Store:
             return False
         conn.commit()
         if abandoned.is_set():
-            metrics.LATE_COMMITS.inc()
-            logs.event(log, "late_commit", level=logging.WARNING, database=self.describe(), change=what)
+            self._late_commit(what)
         return True
+
+    def _late_commit(self, what: str) -> None:
+        """A change committed after its caller was told it failed: counted and logged, never silent."""
+        metrics.LATE_COMMITS.inc()
+        logs.event(log, "late_commit", level=logging.WARNING, database=self.describe(), change=what)
 
     def admit(self) -> None:
         """Raise StoreUnavailable at once during an outage, except for one call every PROBE_SECONDS (the probe)."""
@@ -778,42 +785,27 @@ class Store:
             "latency_ms": _check_latency(latency_ms),
             "verdict": _check_verdict(getattr(prediction, "verdict", "digit")),
         }
-        pending = _PendingSave(values, _check_idempotency(idempotency))
-        if pending.idempotency is not None:
-            self._keyed_insert(values, pending.idempotency)  # ValueError now for a database without ON CONFLICT
+        idempotency = _check_idempotency(idempotency)
+        # Built now: a database without ON CONFLICT is the caller's ValueError, not the writer's.
+        keyed = None if idempotency is None else self._keyed_insert(values, idempotency)
+        pending = _PendingSave(values, idempotency, keyed)
         self.admit()
-        with self._saves_ready:
-            self._saves.append(pending)
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_saves, name="mnist-store-writer", daemon=True)
-                self._writer.start()
-            self._saves_ready.notify()
+        self._writer.put(pending)
         return self._wait(pending.done, pending.abandoned, self.save_timeout)
 
     # --- group commit: concurrent saves share one transaction -------------------------------------
 
-    def _write_saves(self) -> None:
-        """The writer thread: takes every save queued meanwhile and writes them in one transaction.
+    def _save_group(self, group: list[_PendingSave]) -> None:
+        """Write the saves queued meanwhile in one transaction and answer each caller.
 
         One INSERT for the lot and one COMMIT (one fsync on PostgreSQL) instead of one each; a caller
         is answered only once its row is committed, so an acknowledged save is as durable as before.
-        The thread ends after WRITER_IDLE_SECONDS without work (the next save starts another).
+        Saves whose callers gave up are not written; rows the database rejects are retried one by one,
+        so a bad row fails alone.
         """
-        while True:
-            with self._saves_ready:
-                if not self._saves:
-                    self._saves_ready.wait(self.WRITER_IDLE_SECONDS)
-                if not self._saves:
-                    self._writer = None
-                    return
-                group, self._saves = self._saves[: self.MAX_GROUP], self._saves[self.MAX_GROUP :]
-            group = [p for p in group if not p.abandoned.is_set()]  # told "not saved" already: never written
-            if group:
-                self._save_group(group)
-
-    def _save_group(self, group: list[_PendingSave]) -> None:
-        """Write a group and answer each caller; rows the database rejects are retried one by one, so a bad
-        row fails alone."""
+        group = [p for p in group if not p.abandoned.is_set()]  # told "not saved" already: never written
+        if not group:
+            return
         try:
             with self._guard():
                 outcomes = self._insert_group(group)
@@ -850,15 +842,15 @@ class Store:
         outcomes: dict[int, int | BaseException] = {}
         new: dict[int, int] = {}  # index in group -> id of the row this transaction added
         with self.engine.connect() as conn:
-            plain = [i for i, p in enumerate(group) if p.idempotency is None]
+            plain = [i for i, p in enumerate(group) if p.keyed is None]
             if plain:
                 statement = insert(PredictionRow).returning(PredictionRow.id, sort_by_parameter_order=True)
                 ids = conn.execute(statement, [group[i].values for i in plain]).scalars().all()
                 new.update(zip(plain, ids, strict=True))
             for i, p in enumerate(group):
-                if p.idempotency is None:
+                if p.keyed is None:
                     continue
-                record_id = conn.execute(self._keyed_insert(p.values, p.idempotency)).scalar()
+                record_id = conn.execute(p.keyed).scalar()
                 if record_id is not None:
                     new[i] = record_id
                     continue
@@ -873,11 +865,7 @@ class Store:
             for i, record_id in new.items():
                 outcomes[i] = record_id
                 if record_id not in gone and group[i].abandoned.is_set():
-                    metrics.LATE_COMMITS.inc()
-                    logs.event(
-                        log, "late_commit", level=logging.WARNING, database=self.describe(),
-                        change=f"saved #{record_id}",
-                    )  # fmt: skip
+                    self._late_commit(f"saved #{record_id}")
         return [outcomes[i] for i in range(len(group))]
 
     def _keyed_insert(self, values: dict[str, Any], idempotency: tuple[str, str]) -> Any:

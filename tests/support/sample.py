@@ -7,18 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist.config import MNIST_SAMPLE_DIR
-from mnist.data import read_idx
-
-DATA = MNIST_SAMPLE_DIR
+from mnist.config import MNIST_SAMPLE_DIR as DATA
+from mnist.data import read_sample
 
 
 @cache
 def mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     """Images (1000, 28, 28) uint8 and labels (1000,) int64; callers must not write into them."""
-    images = read_idx(DATA / "t10k-1000-images-idx3-ubyte.gz")
-    labels = read_idx(DATA / "t10k-1000-labels-idx1-ubyte.gz")
-    return images, labels.astype(np.int64)
+    return read_sample()
 
 
 def first_of(digit: int, nth: int = 0) -> np.ndarray:
