@@ -4,6 +4,12 @@ PostgreSQL is the production target; an SQLite file is the zero-setup default an
 tests. Arrays are stored as their raw 784 bytes and probabilities as JSON: nothing is ever
 unpickled from the database. Every failure to reach the database becomes StoreUnavailable, so a
 caller can still deliver the prediction and say it was not saved.
+
+A row is one reading of one picture: a digit, or a whole number (predicted_text set, e.g. "4096"). A
+number row keeps every digit's 28x28 input (digit_inputs) and its true text (label_text); its
+model_input, digit and probabilities are those of its least certain digit, whose confidence is the
+number's. A digit row's true digit is `label`. The reading's text is predicted_text, or the digit for a
+digit row: the History filters, stats and CSV read rows by that text.
 """
 
 from __future__ import annotations
@@ -71,11 +77,13 @@ SOURCES = ("draw", "upload", "camera", "api", "number")
 MAX_PAGE = 500
 MAX_FILENAME = 255
 MAX_ORIGINAL_BYTES = 200_000  # thumbnail_png's budget: a 280 px PNG fits with room to spare
-MAX_TEXT = 64  # model_version and predicted_text
+MAX_TEXT = 64  # model_version, predicted_text and label_text
 INPUT_SHAPE = (28, 28)
+INPUT_BYTES = 28 * 28
 MIGRATIONS_DIR = ROOT / "migrations"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_DIGITS = re.compile(rf"[0-9]{{1,{MAX_TEXT}}}")  # a reading's text: ASCII digits only (str.isdigit takes "²")
 _MIGRATION_LOCK = 0x6D6E697374  # "mnist": one pg_advisory lock so two processes never migrate at once
 log = logging.getLogger(__name__)
 
@@ -138,6 +146,10 @@ class PredictionRow(Base):
     # digest of what that request sent: a retry finds this row instead of adding one.
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    # Number rows only: the true text (a digit row's truth is `label`), and each digit's 28x28 input, left to
+    # right, exactly as the model saw it (NULL on number rows saved before 0005).
+    label_text: Mapped[str | None] = mapped_column(String(MAX_TEXT))
+    digit_inputs: Mapped[bytes | None] = mapped_column(LargeBinary())
 
     __table_args__ = (
         # One index per History filter; each ends in created_at so "newest first" reads the index backwards.
@@ -148,13 +160,29 @@ class PredictionRow(Base):
         Index("ix_predictions_confidence", "confidence"),
         Index("ix_predictions_verdict_created_at", "verdict", "created_at"),
         Index("ix_predictions_idempotency_key", "idempotency_key", unique=True),
+        # The number rows, for the "contains" filters: a LIKE '%4%' has no portable index, but it only runs there.
+        Index("ix_predictions_predicted_text", "predicted_text"),
         CheckConstraint("source IN ('draw', 'upload', 'camera', 'api', 'number')", name="source"),
         CheckConstraint("digit BETWEEN 0 AND 9", name="digit"),
         CheckConstraint("label BETWEEN 0 AND 9", name="label"),
         CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence"),
         CheckConstraint("length(model_input) = 784", name="model_input_size"),
         CheckConstraint(f"length(original) <= {MAX_ORIGINAL_BYTES}", name="original_size"),
-        CheckConstraint("(label IS NULL) = (labelled_at IS NULL)", name="labelled_at"),
+        CheckConstraint("(labelled_at IS NULL) = (label IS NULL AND label_text IS NULL)", name="labelled_at"),
+        # Each kind of row has its kind of label: a digit row its digit, a number row its text.
+        CheckConstraint(
+            "(label IS NULL OR predicted_text IS NULL) AND (label_text IS NULL OR predicted_text IS NOT NULL)",
+            name="label_kind",
+        ),
+        # trim(x, '0123456789') = '': digits only, on SQLite and PostgreSQL alike (neither's regex is portable).
+        CheckConstraint(
+            f"length(label_text) BETWEEN 1 AND {MAX_TEXT} AND trim(label_text, '0123456789') = ''", name="label_text"
+        ),
+        CheckConstraint(
+            f"digit_inputs IS NULL OR (predicted_text IS NOT NULL AND "
+            f"length(digit_inputs) = {INPUT_BYTES} * length(predicted_text))",
+            name="digit_inputs_size",
+        ),
     )
 
 
@@ -163,9 +191,15 @@ class PredictionRow(Base):
 
 @dataclass(frozen=True)
 class Filters:
-    """History filters; None means "any". since is inclusive, until exclusive; naive datetimes are UTC."""
+    """History filters; None means "any". since is inclusive, until exclusive; naive datetimes are UTC.
+
+    `digit` and `text` match what a row read: `digit` the rows whose text holds that digit (a digit row of
+    it, or a number row with it anywhere), `text` those whose text holds that run of digits ("40" finds
+    "4096" and "140"). `labelled` means a label of either kind: a digit row's digit, a number row's text.
+    """
 
     digit: int | None = None
+    text: str | None = None
     source: str | None = None
     labelled: bool | None = None
     since: datetime | None = None
@@ -179,6 +213,8 @@ class Filters:
             _check_verdict(self.verdict)
         if self.digit is not None:
             _check_digit(self.digit, "digit filter")
+        if self.text is not None:
+            _check_digits(self.text, "text filter")
         if self.source is not None:
             _check_source(self.source)
         if self.labelled is not None and not isinstance(self.labelled, bool):
@@ -211,9 +247,21 @@ class Record:
     probabilities: list[float]
     model_version: str
     latency_ms: float | None
-    label: int | None
+    label: int | None  # a digit row's true digit (None on number rows: their truth is label_text)
     labelled_at: datetime | None
     verdict: str = "digit"
+    label_text: str | None = None  # the true text, either kind: a number row's as labelled, a digit row's str(label)
+    digit_inputs: np.ndarray | None = None  # number rows: (n, 28, 28) uint8, one per digit left to right, read-only
+
+    @property
+    def is_number(self) -> bool:
+        """A whole number read from the picture (a digit row has no predicted_text)."""
+        return self.predicted_text is not None
+
+    @property
+    def text(self) -> str:
+        """What was read: the number's digits, or the one digit."""
+        return _text_of(self.predicted_text, self.digit)
 
 
 @dataclass(frozen=True)
@@ -226,7 +274,15 @@ class Page:
 
 @dataclass(frozen=True)
 class Stats:
-    """Aggregates over the rows matching some filters; accuracy and confusion over labelled rows only."""
+    """Aggregates over the rows matching some filters.
+
+    total, per_source and mean_confidence count rows. per_digit counts digits read: a digit row adds
+    one to its digit, a number row one to each of its digits ("4096" to 4, 0, 9 and 6). The confusion
+    matrix, labelled, correct and accuracy count labelled digits: a labelled digit row is one, and a
+    labelled number row adds each digit of its label against the digit read in the same place, when the
+    two texts are as long; when they are not (a digit missed or one too many) no place can be paired,
+    and the row counts in mismatched_length instead. labelled_rows counts rows with a label of either kind.
+    """
 
     total: int
     per_digit: list[int]
@@ -236,6 +292,8 @@ class Stats:
     correct: int
     accuracy: float | None
     confusion: list[list[int]]  # [label][predicted]
+    labelled_rows: int = 0
+    mismatched_length: int = 0
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -251,6 +309,18 @@ def _check_digit(value: object, what: str) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
+def _check_digits(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value):
+        raise ValueError(f"{what} must be 1 to {MAX_TEXT} digits (0-9), not {_shown(value)}")
+    return value
+
+
+def _shown(value: object) -> str:
+    """A rejected value for a message: its repr, cut short (a label may be a megabyte of text)."""
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
 def _check_source(value: object) -> str:
     if value not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {value!r}")
@@ -263,9 +333,7 @@ def _check_fraction(value: object, what: str) -> float:
     return float(value)
 
 
-def _check_text(value: object, what: str, *, optional: bool) -> str | None:
-    if value is None and optional:
-        return None
+def _check_text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise ValueError(f"{what} must be a non-empty string of at most {MAX_TEXT} characters")
     return value
@@ -337,8 +405,50 @@ def _check_prediction(prediction: Any) -> tuple[int, float, list[float], bytes, 
     array = np.asarray(model_input)
     if array.shape != INPUT_SHAPE or array.dtype != np.uint8:
         raise ValueError(f"model_input must be a 28x28 uint8 array, not {array.shape} {array.dtype}")
-    version = _check_text(model_version, "model_version", optional=False)
+    version = _check_text(model_version, "model_version")
     return digit, confidence, probs, np.ascontiguousarray(array).tobytes(), version  # type: ignore[return-value]
+
+
+def _check_digit_inputs(digit_inputs: object, predicted_text: str | None) -> bytes | None:
+    """A number's digit inputs, (n, 28, 28) uint8 or those bytes, one per digit of its text -> the bytes stored."""
+    if digit_inputs is None:
+        return None
+    if predicted_text is None:
+        raise ValueError("digit_inputs belong to a number row: give its predicted_text too")
+    if isinstance(digit_inputs, bytes | bytearray | memoryview):
+        data = bytes(digit_inputs)
+        if not data or len(data) % INPUT_BYTES:
+            raise ValueError(f"digit_inputs must be a multiple of {INPUT_BYTES} bytes, not {len(data)}")
+        digit_inputs = np.frombuffer(data, np.uint8).reshape(-1, *INPUT_SHAPE)
+    array = np.asarray(digit_inputs)
+    if array.dtype != np.uint8 or array.shape != (len(predicted_text), *INPUT_SHAPE):
+        raise ValueError(
+            f"digit_inputs must be {len(predicted_text)} 28x28 uint8 inputs, one per digit of {predicted_text!r}; "
+            f"got {array.shape} {array.dtype}"
+        )
+    return np.ascontiguousarray(array).tobytes()
+
+
+def _check_label(label: object) -> int | str | None:
+    """A label of either kind, before its row is known: a digit (int 0-9) or a text of 1-64 digits."""
+    if label is None or isinstance(label, str) and _check_digits(label, "label"):
+        return label  # type: ignore[return-value]
+    return _check_digit(label, "label")
+
+
+def _label_columns(label: int | str | None, *, number: bool) -> tuple[int | None, str | None]:
+    """(label, label_text) for a row of this kind; ValueError for a label of the other kind."""
+    if label is None:
+        return None, None
+    if number:
+        if isinstance(label, str):
+            return None, label
+        raise ValueError(f"a number's label is its text, a string of digits such as '4096', not {label!r}")
+    if isinstance(label, str):
+        if len(label) == 1:
+            return int(label), None
+        raise ValueError(f"a digit's label is one digit from 0 to 9, not a text of {len(label)} digits")
+    return label, None
 
 
 def _check_original(original: object) -> bytes | None:
@@ -389,12 +499,13 @@ def _conditions(f: Filters) -> list[Any]:
     """The WHERE clause shared by page(), stats() and export_csv()."""
     row = PredictionRow
     found: list[Any] = []
-    if f.digit is not None:
-        found.append(row.digit == f.digit)
+    for needle in (None if f.digit is None else str(f.digit), f.text):
+        if needle is not None:
+            found.append(_reads(needle))
     if f.source is not None:
         found.append(row.source == f.source)
-    if f.labelled is not None:
-        found.append(row.label.is_not(None) if f.labelled else row.label.is_(None))
+    if f.labelled is not None:  # labelled_at is set iff the row has a label of its kind (CHECK labelled_at)
+        found.append(row.labelled_at.is_not(None) if f.labelled else row.labelled_at.is_(None))
     if f.since is not None:
         found.append(row.created_at >= f.since)
     if f.until is not None:
@@ -406,6 +517,31 @@ def _conditions(f: Filters) -> list[Any]:
     if f.verdict is not None:
         found.append(row.verdict == f.verdict)
     return found
+
+
+def _reads(text: str) -> Any:
+    """Rows whose text holds `text` (digits): a digit row that read it, a number row with it anywhere."""
+    row = PredictionRow
+    # IS NOT NULL: the number rows through their index (ix_predictions_predicted_text); the LIKE runs on those.
+    numbers = and_(row.predicted_text.is_not(None), row.predicted_text.contains(text, autoescape=True))
+    if len(text) > 1:
+        return numbers
+    return or_(and_(row.predicted_text.is_(None), row.digit == int(text)), numbers)  # ix_..._digit_created_at
+
+
+def _times_read(digit: int) -> Any:
+    """How often a row read `digit`: 0 or 1 for a digit row, its count in a number's text (portable SQL)."""
+    row = PredictionRow
+    in_text = func.length(row.predicted_text) - func.length(func.replace(row.predicted_text, str(digit), ""))
+    return case((row.predicted_text.is_(None), case((row.digit == digit, 1), else_=0)), else_=in_text)
+
+
+def _text_of(predicted_text: str | None, digit: int) -> str:
+    return str(digit) if predicted_text is None else predicted_text
+
+
+def _label_text_of(label_text: str | None, label: int | None) -> str | None:
+    return label_text if label is None else str(label)
 
 
 def _to_record(row: PredictionRow) -> Record:
@@ -425,12 +561,17 @@ def _to_record(row: PredictionRow) -> Record:
         label=row.label,
         labelled_at=row.labelled_at,
         verdict=row.verdict,
+        label_text=_label_text_of(row.label_text, row.label),
+        digit_inputs=(
+            None if row.digit_inputs is None else np.frombuffer(row.digit_inputs, np.uint8).reshape(-1, *INPUT_SHAPE)
+        ),
     )
 
 
+# text and label_text are the reading's text and its label as text, for both kinds of row (as Record has them).
 CSV_COLUMNS = (
-    ["id", "created_at", "source", "filename", "prediction", "predicted_text", "confidence", "verdict"]
-    + ["label", "labelled_at", "model_version", "latency_ms"]
+    ["id", "created_at", "source", "filename", "prediction", "predicted_text", "text", "confidence", "verdict"]
+    + ["label", "label_text", "labelled_at", "model_version", "latency_ms"]
     + [f"p{d}" for d in range(10)]
 )
 _CSV_FIELDS = (
@@ -443,11 +584,20 @@ _CSV_FIELDS = (
     PredictionRow.confidence,
     PredictionRow.verdict,
     PredictionRow.label,
+    PredictionRow.label_text,
     PredictionRow.labelled_at,
     PredictionRow.model_version,
     PredictionRow.latency_ms,
     PredictionRow.probabilities,
 )
+
+
+def _csv_cells(r: Any) -> list[object]:
+    """One row of _CSV_FIELDS -> its cells in CSV_COLUMNS order."""
+    cells = [r.id, r.created_at, r.source, r.filename, r.digit, r.predicted_text, _text_of(r.predicted_text, r.digit)]
+    cells += [r.confidence, r.verdict, r.label, _label_text_of(r.label_text, r.label), r.labelled_at]
+    cells += [r.model_version, r.latency_ms]
+    return [_csv_cell(v) for v in cells] + [float(p) for p in r.probabilities]
 
 
 def _csv_cell(value: object) -> object:
@@ -761,8 +911,13 @@ class Store:
         latency_ms: float | None = None,
         predicted_text: str | None = None,
         idempotency: tuple[str, str] | None = None,
+        digit_inputs: bytes | np.ndarray | None = None,
     ) -> int:
         """Store one prediction (each field is checked: anything shaped like a Prediction is refused if malformed).
+
+        A number row gives its text (predicted_text, digits only) and may give each digit's input
+        (digit_inputs: (n, 28, 28) uint8 or its bytes, n the text's length); `prediction` is then its
+        least certain digit.
 
         Waits save_timeout at most: a save that did not answer by then is rolled back, and the caller
         gets StoreUnavailable (reason "timeout") and says the prediction was not saved.
@@ -778,7 +933,8 @@ class Store:
             "model_input": model_input,
             "original": _check_original(original),
             "digit": digit,
-            "predicted_text": _check_text(predicted_text, "predicted_text", optional=True),
+            "predicted_text": None if predicted_text is None else _check_digits(predicted_text, "predicted_text"),
+            "digit_inputs": _check_digit_inputs(digit_inputs, predicted_text),
             "confidence": confidence,
             "probabilities": probabilities,
             "model_version": model_version,
@@ -924,16 +1080,20 @@ class Store:
 
         return self._call(work, self.history_timeout)
 
-    def set_label(self, record_id: int, label: int | None) -> Record:
-        """Confirm or correct the true digit (None clears it); labelled_at records when."""
+    def set_label(self, record_id: int, label: int | str | None) -> Record:
+        """Confirm or correct what the row shows (None clears it); labelled_at records when.
+
+        A digit row's label is its digit (0-9, or that digit as a one-character string); a number row's
+        is its text, 1 to 64 digits as a string ("007" keeps its zeros). A label of the other kind is a
+        ValueError, and changes nothing.
+        """
         record_id = _check_id(record_id)
-        if label is not None:
-            label = _check_digit(label, "label")
+        label = _check_label(label)
 
         def work(abandoned: threading.Event) -> Record:
             with self._sessions() as session:
                 row = _existing_row(session, record_id)
-                row.label = label
+                row.label, row.label_text = _label_columns(label, number=row.predicted_text is not None)
                 row.labelled_at = None if label is None else datetime.now(UTC)
                 session.flush()
                 self._commit(session, abandoned, f"label of #{record_id}")  # type: ignore[arg-type]
@@ -955,36 +1115,43 @@ class Store:
         self._call(work, self.history_timeout)
 
     def stats(self, filters: Filters = Filters()) -> Stats:  # noqa: B008 (frozen)
-        """Counts per digit and source, mean confidence, accuracy and confusion — all grouped in SQL."""
+        """What Stats describes, grouped in SQL; labelled numbers are paired digit by digit here (they are few)."""
         where = _conditions(_check_filters(filters))
         row = PredictionRow
-        by_digit_source = (
-            select(row.digit, row.source, func.count(), func.sum(row.confidence))
-            .where(*where)
-            .group_by(row.digit, row.source)
+        digits_read = [func.sum(_times_read(d)) for d in range(10)]
+        by_source = (
+            select(row.source, func.count(), func.sum(row.confidence), *digits_read).where(*where).group_by(row.source)
         )
-        by_label_digit = (
+        digit_labels = (  # only digit rows have a `label` (CHECK label_kind)
             select(row.label, row.digit, func.count())
             .where(*where, row.label.is_not(None))
             .group_by(row.label, row.digit)
         )
+        number_labels = select(row.predicted_text, row.label_text).where(*where, row.label_text.is_not(None))
 
-        def work(_abandoned: threading.Event) -> tuple[list[Any], list[Any]]:
+        def work(_abandoned: threading.Event) -> list[list[Any]]:
             with self.engine.connect() as conn:
-                return list(conn.execute(by_digit_source).all()), list(conn.execute(by_label_digit).all())
+                return [list(conn.execute(query).all()) for query in (by_source, digit_labels, number_labels)]
 
-        groups, pairs = self._call(work, self.history_timeout)
+        groups, pairs, texts = self._call(work, self.history_timeout)
         per_digit = [0] * 10
         per_source = dict.fromkeys(SOURCES, 0)
-        confidence_sum = 0.0
-        for digit, source, count, summed in groups:
-            per_digit[digit] += count
+        total, confidence_sum = 0, 0.0
+        for source, count, summed, *times in groups:
+            total += count
             per_source[source] = per_source.get(source, 0) + count
             confidence_sum += float(summed or 0.0)
+            per_digit = [have + int(more or 0) for have, more in zip(per_digit, times, strict=True)]
         confusion = [[0] * 10 for _ in range(10)]
         for label, digit, count in pairs:
             confusion[label][digit] += count
-        total = sum(per_digit)
+        mismatched = 0
+        for predicted, true in texts:
+            if len(predicted) != len(true):
+                mismatched += 1  # a digit missed or one too many: no place pairs up for sure
+                continue
+            for read, truth in zip(predicted, true, strict=True):
+                confusion[int(truth)][int(read)] += 1
         labelled = sum(map(sum, confusion))
         correct = sum(confusion[d][d] for d in range(10))
         return Stats(
@@ -996,6 +1163,8 @@ class Store:
             correct=correct,
             accuracy=correct / labelled if labelled else None,
             confusion=confusion,
+            labelled_rows=sum(count for *_, count in pairs) + len(texts),
+            mismatched_length=mismatched,
         )
 
     def confidence_histogram(self, filters: Filters = Filters(), bins: int = 10) -> list[int]:  # noqa: B008
@@ -1046,7 +1215,7 @@ class Store:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             for r in rows:
-                writer.writerow([_csv_cell(v) for v in r[:-1]] + [float(p) for p in r[-1]])
+                writer.writerow(_csv_cells(r))
             yield buffer.getvalue()
             if len(rows) < chunk_rows:
                 return

@@ -60,7 +60,7 @@ def test_empty_database_migrates_to_head_matching_the_models(store: Store) -> No
     checks = {c["name"] for c in sa.inspect(store.engine).get_check_constraints("predictions")}
     table = Base.metadata.tables["predictions"]
     assert checks == {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
-    assert len(checks) == 7
+    assert len(checks) == 10
     with store.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == []  # the ORM models and the migrations describe the same schema
@@ -131,12 +131,89 @@ def test_constraints_guard_the_table_below_the_store(store: Store) -> None:
         {"digit": -1},
         {"confidence": 1.5},
         {"model_input": b"\x00" * 783},
+        {"label_text": "12", "labelled_at": datetime.now(UTC)},  # a text label on a digit row
+        {"digit_inputs": b"\x00" * 784},  # a digit row has no digit inputs
     ]
     table = Base.metadata.tables["predictions"]
     for values in bad_updates:
         with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
             conn.execute(table.update().where(table.c.id == record_id).values(**values))
     assert store.get(record_id).label is None
+
+    number_id = store.save(fake(4, seed=4), source="number", predicted_text="4096")
+    for values in (
+        {"label": 4, "labelled_at": datetime.now(UTC)},  # a digit label on a number row
+        {"label_text": "40a6", "labelled_at": datetime.now(UTC)},
+        {"label_text": "", "labelled_at": datetime.now(UTC)},
+        {"label_text": "4097"},  # a label without labelled_at
+        {"digit_inputs": b"\x00" * 784 * 3},  # three inputs for four digits
+    ):
+        with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+            conn.execute(table.update().where(table.c.id == number_id).values(**values))
+    assert store.get(number_id).label_text is None
+
+
+def insert_0004_row(conn, digit: int, text: str | None, label: int | None) -> int:
+    """A row as revision 0004 wrote it: a number row stood on one digit, and its label was that digit's."""
+    names = ["id", "created_at", "source", "model_input", "digit", "predicted_text", "confidence", "model_version"]
+    names += ["label", "labelled_at"]
+    old = sa.table("predictions", *map(sa.column, names), sa.column("probabilities", sa.JSON()))
+    when = datetime(2025, 5, 1, tzinfo=UTC)
+    created = when.replace(tzinfo=None) if conn.dialect.name == "sqlite" else when
+    values = {
+        "created_at": created,
+        "source": "number" if text else "draw",
+        "model_input": fake(digit, seed=digit).model_input.tobytes(),
+        "digit": digit,
+        "predicted_text": text,
+        "confidence": 0.9,
+        "probabilities": fake(digit, seed=digit).probabilities,
+        "model_version": "v4",
+        "label": label,
+        "labelled_at": None if label is None else created,
+    }
+    return conn.execute(old.insert().values(**values).returning(old.c.id)).scalar_one()
+
+
+def test_number_rows_from_0004_upgrade_to_whole_number_labels_and_back(store: Store) -> None:
+    store.migrate("0004")
+    with store.engine.begin() as conn:
+        digit_row = insert_0004_row(conn, 3, None, 5)
+        one_digit = insert_0004_row(conn, 7, "7", 1)  # a one-digit number: its digit's label is the number's
+        longer = insert_0004_row(conn, 6, "4096", 6)  # its least certain digit's label: not the number's
+        unlabelled = insert_0004_row(conn, 2, "21", None)
+
+    store.migrate()
+    assert version(store) == HEAD and {"label_text", "digit_inputs"} <= columns(store)
+    rows = {r.id: r for r in store.page().items}
+    assert (rows[digit_row].label, rows[digit_row].label_text) == (5, "5")
+    assert (rows[one_digit].label, rows[one_digit].label_text) == (None, "1") and rows[one_digit].labelled_at
+    assert (rows[longer].label, rows[longer].label_text, rows[longer].labelled_at) == (None, None, None)
+    assert all(r.digit_inputs is None for r in rows.values())  # never kept before 0005
+    assert rows[unlabelled].text == "21" and store.page(filters=Filters(text="21")).total == 1
+    assert store.stats().labelled_rows == 2
+
+    # The new columns work on the old rows, and on a new one.
+    assert store.set_label(longer, "4097").label_text == "4097"
+    inputs = np.stack([fake(d, seed=d).model_input for d in (8, 8)])
+    new = store.save(fake(8, seed=8), source="number", predicted_text="88", digit_inputs=inputs.tobytes())
+    assert np.array_equal(store.get(new).digit_inputs, inputs)
+
+    with store.engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+    assert version(store) == "0004" and not {"label_text", "digit_inputs"} & columns(store)
+    with store.engine.connect() as conn:
+        table = sa.table("predictions", sa.column("id"), sa.column("label"), sa.column("labelled_at"))
+        old = {r.id: (r.label, r.labelled_at is not None) for r in conn.execute(sa.select(table))}
+    # A one-digit number's text label is its digit again; a longer one's cannot be, and is dropped.
+    assert old[digit_row] == (5, True) and old[one_digit] == (1, True) and old[longer] == (None, False)
+    table = sa.table("predictions", sa.column("id"), sa.column("label"))
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:  # the old labelled_at CHECK is back
+        conn.execute(table.update().where(table.c.id == unlabelled).values(label=3))
+    store.migrate()
+    assert store.get(one_digit).label_text == "1" and store.get(new).digit_inputs is None
 
 
 def test_downgrade_to_the_previous_revision_and_back(store: Store) -> None:

@@ -40,6 +40,7 @@ from tests.support.history import (
     expected_ids,
     fake,
     make_commits_slow,
+    number_inputs,
     seed_known,
     set_created_at,
 )
@@ -170,7 +171,7 @@ def test_record_array_is_read_only(store: Store) -> None:
 
 @pytest.fixture
 def known(store: Store) -> list[dict]:
-    """30 rows with varied digit, source, confidence, label and time (pairs share a timestamp)."""
+    """36 rows: 30 digit rows with varied digit, source, confidence, label and time, and 6 number rows."""
     return seed_known(store)
 
 
@@ -189,12 +190,12 @@ def test_page_total_and_order_under_every_filter(store: Store, known: list[dict]
 
 def test_pages_walk_the_whole_history_once(store: Store, known: list[dict]) -> None:
     seen = []
-    for offset in range(0, 40, 7):
+    for offset in range(0, 50, 7):
         page = store.page(offset, 7)
-        assert page.total == 30
+        assert page.total == len(known) == 36
         seen += [r.id for r in page.items]
     assert seen == expected_ids(known, Filters())
-    assert store.page(30, 10).items == [] and store.page(30, 10).total == 30
+    assert store.page(36, 10).items == [] and store.page(36, 10).total == 36
 
 
 def test_page_counts_in_sql_and_fetches_one_page(store: Store, known: list[dict]) -> None:
@@ -212,7 +213,7 @@ def test_page_counts_in_sql_and_fetches_one_page(store: Store, known: list[dict]
     assert len(page.items) == 4
     assert any("count(*)" in s and "limit" not in s for s in statements)
     assert any("model_input" in s and "limit" in s and "offset" in s for s in statements)
-    assert sum("group by" in s for s in statements) == 2 and stats.total == 30
+    assert sum("group by" in s for s in statements) == 2 and stats.total == len(known)
 
 
 # --- labels and deletion --------------------------------------------------------------------------
@@ -236,13 +237,86 @@ def test_label_and_unlabel(store: Store) -> None:
     assert store.set_label(record_id, 0).label == 0  # zero is a label, not "no label"
 
 
-@pytest.mark.parametrize("label", [12, -1, 10, True, 3.0, "3", 2**70])
+@pytest.mark.parametrize("label", [12, -1, 10, True, 3.0, "34", "x", "", " 3", "\u0663", "3\n", 2**70])
 def test_bad_label_is_rejected_and_nothing_changes(store: Store, label: object) -> None:
     record_id = store.save(fake(), source="draw")
     store.set_label(record_id, 5)
     with pytest.raises(ValueError, match="label"):
         store.set_label(record_id, label)
     assert store.get(record_id).label == 5
+
+
+def test_a_digit_row_takes_its_digit_as_a_one_character_text_too(store: Store) -> None:
+    record_id = store.save(fake(digit=4), source="draw")
+    labelled = store.set_label(record_id, "9")
+    assert (labelled.label, labelled.label_text) == (9, "9") and labelled.labelled_at is not None
+    assert (labelled.text, labelled.is_number) == ("4", False)
+
+
+def save_number(store: Store, text: str, seed: int = 0, **kwargs) -> int:
+    """A number row as mnist.service.save_reading writes it: the weakest digit, the text and every digit's input."""
+    inputs = number_inputs(text, seed)
+    return store.save(
+        fake(digit=int(min(text)), seed=seed), source="number", predicted_text=text, digit_inputs=inputs, **kwargs
+    )
+
+
+def test_number_row_keeps_every_digits_input_exactly(store: Store) -> None:
+    inputs = number_inputs("4096", seed=7)
+    inputs[0, 0, :3] = [0, 255, 128]
+    as_array = store.save(fake(digit=6), source="number", predicted_text="4096", digit_inputs=inputs)
+    as_bytes = store.save(fake(digit=6), source="number", predicted_text="4096", digit_inputs=inputs.tobytes())
+    for record_id in (as_array, as_bytes):
+        record = store.get(record_id)
+        assert record.digit_inputs.shape == (4, 28, 28) and record.digit_inputs.dtype == np.uint8
+        assert record.digit_inputs.tobytes() == inputs.tobytes()
+        assert (record.text, record.is_number, record.label, record.label_text) == ("4096", True, None, None)
+        with pytest.raises(ValueError):
+            record.digit_inputs[0, 0, 0] = 1  # read-only, like model_input
+    without = store.get(store.save(fake(digit=6), source="number", predicted_text="4096"))
+    assert without.digit_inputs is None and store.get(store.save(fake(), source="draw")).digit_inputs is None
+
+
+def test_number_label_set_and_cleared(store: Store) -> None:
+    record_id = save_number(store, "4096")
+    before = datetime.now(UTC)
+    labelled = store.set_label(record_id, "4097")
+    assert (labelled.label, labelled.label_text) == (None, "4097")
+    assert before <= labelled.labelled_at <= datetime.now(UTC)
+    assert store.get(record_id).label_text == "4097"
+    assert [r.id for r in store.page(filters=Filters(labelled=True)).items] == [record_id]
+
+    assert store.set_label(record_id, "0040").label_text == "0040"  # leading zeros are part of a text
+    assert store.set_label(record_id, "1" * 64).label_text == "1" * 64
+    cleared = store.set_label(record_id, None)
+    assert (cleared.label, cleared.label_text, cleared.labelled_at) == (None, None, None)
+    assert (
+        store.page(filters=Filters(labelled=False)).total == 1 and store.page(filters=Filters(labelled=True)).total == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "label", "match"),
+    [
+        (False, "34", "one digit"),  # a number's text on a digit row
+        (True, 4, "text"),  # a digit on a number row, even one of its digits
+        (True, 4.0, "label"),
+        (True, "40x6", "digits"),
+        (True, "40 96", "digits"),
+        (True, "1" * 65, "digits"),
+        (True, "", "digits"),
+        (True, "\u0664\u0660", "digits"),  # Arabic-Indic digits: str.isdigit() says yes, the store says no
+    ],
+)
+def test_a_label_of_the_wrong_kind_is_refused_and_nothing_changes(
+    store: Store, number: bool, label: object, match: str
+) -> None:
+    record_id = save_number(store, "4096") if number else store.save(fake(digit=4), source="draw")
+    before = store.set_label(record_id, "4096" if number else 4)
+    with pytest.raises(ValueError, match=match):
+        store.set_label(record_id, label)
+    after = store.get(record_id)
+    assert (after.label, after.label_text, after.labelled_at) == (before.label, before.label_text, before.labelled_at)
 
 
 def test_missing_records_raise_record_not_found(store: Store) -> None:
@@ -297,6 +371,48 @@ def test_stats_on_a_known_set(store: Store) -> None:
     assert empty.per_digit == [0] * 10 and set(empty.per_source.values()) == {0}
 
 
+def test_stats_count_every_digit_read_and_pair_numbers_place_by_place(store: Store) -> None:
+    store.set_label(store.save(fake(digit=3, confidence=0.9, seed=1), source="draw"), 3)
+    store.set_label(store.save(fake(digit=5, confidence=0.5, seed=2), source="upload"), 6)
+    store.set_label(save_number(store, "4096", seed=3), "4096")
+    store.set_label(save_number(store, "140", seed=4), "170")  # the 7 read as a 4
+    store.set_label(save_number(store, "2024", seed=5), "224")  # a digit too many: no place pairs up for sure
+    save_number(store, "99", seed=6)
+
+    stats = store.stats()
+    assert (stats.total, stats.per_source["number"], stats.per_source["draw"]) == (6, 4, 1)
+    #                        0  1  2  3  4  5  6  7  8  9
+    assert stats.per_digit == [3, 1, 2, 1, 3, 1, 1, 0, 0, 3]  # "4096" adds one to 4, 0, 9 and 6
+    confusion = [[0] * 10 for _ in range(10)]
+    for true, read in [(3, 3), (6, 5), (4, 4), (0, 0), (9, 9), (6, 6), (1, 1), (7, 4), (0, 0)]:
+        confusion[true][read] += 1
+    assert stats.confusion == confusion
+    assert (stats.labelled, stats.correct, stats.accuracy) == (9, 7, pytest.approx(7 / 9))
+    assert (stats.labelled_rows, stats.mismatched_length) == (5, 1)
+
+    numbers = store.stats(Filters(source="number", labelled=True))
+    assert (numbers.total, numbers.labelled_rows, numbers.labelled, numbers.mismatched_length) == (3, 3, 7, 1)
+    fours = store.stats(Filters(digit=4))  # the rows that read a 4, with all their digits
+    assert fours.total == 3 and fours.per_digit == [3, 1, 2, 0, 3, 0, 1, 0, 0, 1]
+
+
+def test_filters_find_a_digit_or_a_run_of_digits_anywhere_in_what_was_read(store: Store) -> None:
+    four, zero = store.save(fake(digit=4), source="draw"), store.save(fake(digit=0), source="draw")
+    number, other = save_number(store, "4096"), save_number(store, "140")
+
+    def ids(**filters) -> set[int]:
+        return {r.id for r in store.page(filters=Filters(**filters)).items}
+
+    assert ids(digit=4) == {four, number, other} and ids(digit=0) == {zero, number, other}
+    assert ids(digit=6) == ids(digit=9) == ids(text="96") == ids(text="409") == {number}
+    assert ids(text="40") == {number, other} and ids(text="4") == ids(digit=4)
+    assert ids(digit=1) == {other} and ids(digit=7) == ids(text="41") == set()
+    assert store.page(filters=Filters(text="4")).total == 3  # the count agrees with the page
+    for bad in ("", "4a", "4%", "_", " 4", "1" * 65, 4, "\u0664"):
+        with pytest.raises(ValueError, match="text filter"):
+            Filters(text=bad)
+
+
 # --- CSV export -----------------------------------------------------------------------------------
 
 
@@ -326,6 +442,22 @@ def test_csv_export_parses_back_and_streams_in_chunks(store: Store) -> None:
     # Formula-looking cells become text; a spreadsheet shows them, it doesn't run them.
     escaped = ["'=1+2.png", "'+1.png", "'-2.png", "'@SUM(A1).png", 'plain, "quoted".png']
     assert [by_id[i]["filename"] for i in ids] == escaped
+
+
+def test_csv_export_has_each_rows_text_and_label_text(store: Store) -> None:
+    digit = store.save(fake(digit=3, seed=1), source="draw")
+    store.set_label(digit, 5)
+    number = save_number(store, "4096", seed=2)
+    store.set_label(number, "0096")
+    unlabelled = save_number(store, "77", seed=3)
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO("".join(store.export_csv())))}
+    assert {c: rows[digit][c] for c in ("prediction", "predicted_text", "text", "label", "label_text")} == {
+        "prediction": "3", "predicted_text": "", "text": "3", "label": "5", "label_text": "5",
+    }  # fmt: skip
+    assert {c: rows[number][c] for c in ("predicted_text", "text", "label", "label_text")} == {
+        "predicted_text": "4096", "text": "4096", "label": "", "label_text": "0096",
+    }  # fmt: skip
+    assert (rows[unlabelled]["text"], rows[unlabelled]["label_text"], rows[unlabelled]["labelled_at"]) == ("77", "", "")
 
 
 def test_csv_export_keyset_paging_handles_identical_times(store: Store) -> None:
@@ -380,7 +512,25 @@ def closed_store() -> Store:
         (lambda s: s.save(fake(), source="draw", original=PNG + bytes(200_000)), "limit"),
         (lambda s: s.save(fake(), source="draw", latency_ms=-1), "latency"),
         (lambda s: s.save(fake(), source="draw", predicted_text="9" * 65), "predicted_text"),
+        (lambda s: s.save(fake(), source="number", predicted_text="12a"), "predicted_text"),
+        (lambda s: s.save(fake(), source="number", predicted_text=""), "predicted_text"),
+        (
+            lambda s: s.save(fake(), source="number", predicted_text="12", digit_inputs=number_inputs("123", 0)),
+            "2 28x28",
+        ),
+        (lambda s: s.save(fake(), source="draw", digit_inputs=number_inputs("1", 0)), "predicted_text"),
+        (lambda s: s.save(fake(), source="number", predicted_text="1", digit_inputs=b"\x00" * 100), "multiple of 784"),
+        (lambda s: s.save(fake(), source="number", predicted_text="1", digit_inputs=b""), "multiple of 784"),
+        (
+            lambda s: s.save(fake(), source="number", predicted_text="1", digit_inputs=np.zeros((1, 28, 28))),
+            "uint8",
+        ),
         (lambda s: s.set_label(1, 12), "label"),
+        (lambda s: s.set_label(1, "4x"), "label"),
+        (lambda s: s.set_label(1, "1" * 65), "label"),
+        (lambda s: s.set_label(1, b"7"), "label"),
+        (lambda s: Filters(text="4a"), "text"),
+        (lambda s: Filters(text=7), "text"),
         (lambda s: s.get("1"), "id"),
         (lambda s: s.export_csv(chunk_rows=0), "chunk_rows"),
         (lambda s: Filters(digit=10), "digit"),

@@ -53,7 +53,23 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso_8601)]
 
 
 def history_filters(
-    digit: Annotated[int | None, Query(ge=0, le=9)] = None,
+    digit: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=9,
+            description="Readings that contain this digit: a digit row that read it, or a number row with it "
+            'anywhere in its text (4 finds "4096")',
+        ),
+    ] = None,
+    text: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{1,64}$",
+            description='Readings whose text contains these digits, in this order ("40" finds "4096" and "140"; '
+            '"4" also finds a digit row that read 4)',
+        ),
+    ] = None,
     source: Annotated[Literal[SOURCES] | None, Query()] = None,
     labelled: Annotated[bool | None, Query()] = None,
     since: Annotated[IsoTime | None, Query(description="Saved at or after (ISO 8601; no zone means UTC)")] = None,
@@ -62,9 +78,10 @@ def history_filters(
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     verdict: Annotated[Literal[VERDICTS] | None, Query(description="What the engine made of the picture")] = None,
 ) -> Filters:
-    """The History page's eight filters as query parameters; none given means every row."""
+    """The History page's nine filters as query parameters; none given means every row."""
     return Filters(
         digit=digit,
+        text=text,
         source=source,
         labelled=labelled,
         since=since,

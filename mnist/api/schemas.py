@@ -160,16 +160,30 @@ class ItemPage(BaseModel):
 
 
 class StatsOut(BaseModel):
-    """Counts, mean confidence, accuracy on labelled rows and the confusion matrix (rows = label)."""
+    """Counts, mean confidence, accuracy on labelled digits and the confusion matrix (rows = label).
 
-    total: int
-    per_digit: list[int]
-    per_source: dict[str, int]
-    mean_confidence: float | None
-    labelled: int
-    correct: int
-    accuracy: float | None
-    confusion: list[list[int]]
+    A number row counts once in the row figures and once per digit in the digit figures; a labelled
+    number is compared with what was read place by place, when the two have as many digits.
+    """
+
+    total: int = Field(description="Rows")
+    per_digit: list[int] = Field(
+        description="Digits read, 0 to 9: a digit row adds one to its digit, a number row one to each of its "
+        'digits ("4096" to 4, 0, 9 and 6)'
+    )
+    per_source: dict[str, int] = Field(description="Rows per source")
+    mean_confidence: float | None = Field(description="Mean over rows (a number's is its least certain digit's)")
+    labelled: int = Field(
+        description="Labelled digits in the confusion matrix: one per labelled digit row, and one per place of "
+        "a labelled number whose label has as many digits as were read"
+    )
+    correct: int = Field(description="Labelled digits read right (the matrix's diagonal)")
+    accuracy: float | None = Field(description="correct / labelled; null when nothing is labelled")
+    confusion: list[list[int]] = Field(description="confusion[true digit][digit read], over the labelled digits")
+    labelled_rows: int = Field(description="Rows with a label of either kind")
+    mismatched_length: int = Field(
+        description="Labelled numbers whose label has more or fewer digits than were read: not in the matrix"
+    )
 
 
 def _whole_number(value: object) -> object:

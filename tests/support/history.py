@@ -58,8 +58,18 @@ def make_commits_slow(database_url: str, seconds: float) -> None:
         engine.dispose()
 
 
+# Whole numbers read, and their true text (None: unlabelled): a digit twice, leading zeros, a digit missed.
+NUMBERS = [("4096", "4096"), ("140", None), ("7", "1"), ("007", "008"), ("2024", "224"), ("99", None)]
+
+
+def number_inputs(text: str, seed: int) -> np.ndarray:
+    """(len(text), 28, 28) uint8: a number row's digit inputs, random but reproducible."""
+    return np.stack([fake(int(c), seed=seed * 100 + i).model_input for i, c in enumerate(text)])
+
+
 def seed_known(store: Store) -> list[dict]:
-    """30 rows with varied digit, source, confidence, label and time (pairs share a timestamp)."""
+    """30 digit rows with varied digit, source, confidence, label and time (pairs share a timestamp), then
+    the NUMBERS as number rows among them; each row's "text" is what it read, its "label" its true text."""
     rows = []
     for i in range(30):
         digit = i % 10
@@ -76,6 +86,19 @@ def seed_known(store: Store) -> list[dict]:
         set_created_at(store, row["id"], row["created_at"])
         if row["label"] is not None:
             store.set_label(row["id"], row["label"])
+        row["text"] = str(digit)
+        rows.append(row)
+    for i, (read, truth) in enumerate(NUMBERS):
+        weakest = min(read)  # a number row stands on its least certain digit: any of its digits will do here
+        row = {"text": read, "digit": int(weakest), "source": "number", "confidence": (i * 3 % 7) / 6}
+        row |= {"label": truth, "created_at": BASE + timedelta(hours=2 * i + 1, minutes=30), "verdict": "digit"}
+        prediction = fake(digit=row["digit"], confidence=row["confidence"], seed=100 + i)
+        row["id"] = store.save(
+            prediction, source="number", predicted_text=read, digit_inputs=number_inputs(read, seed=i)
+        )
+        set_created_at(store, row["id"], row["created_at"])
+        if truth is not None:
+            store.set_label(row["id"], truth)
         rows.append(row)
     return rows
 
@@ -85,7 +108,8 @@ def expected_ids(rows: list[dict], f: Filters) -> list[int]:
 
     def keep(r: dict) -> bool:
         return (
-            (f.digit is None or r["digit"] == f.digit)
+            (f.digit is None or str(f.digit) in r["text"])
+            and (f.text is None or f.text in r["text"])
             and (f.source is None or r["source"] == f.source)
             and (f.labelled is None or (r["label"] is not None) == f.labelled)
             and (f.since is None or r["created_at"] >= f.since)
@@ -103,6 +127,13 @@ EVERY_FILTER = [
     Filters(),
     Filters(digit=0),
     Filters(digit=7),
+    Filters(digit=4),
+    Filters(digit=9, labelled=True),
+    Filters(text="0"),
+    Filters(text="40"),
+    Filters(text="007"),
+    Filters(text="96", source="number"),
+    Filters(text="12345"),  # matches nothing
     *[Filters(source=s) for s in SOURCES],
     Filters(labelled=True),
     Filters(labelled=False),
