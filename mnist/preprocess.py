@@ -17,6 +17,7 @@ import contextlib
 import io
 import math
 import os
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -1045,6 +1046,45 @@ def thumbnail_png(image: ImageInput, max_side: int = 280, max_bytes: int = 200_0
         if len(png) <= max_bytes or max(img.size) <= 8:
             return png
         img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)), Image.Resampling.LANCZOS)
+
+
+# The History table draws a thumbnail at its row's height and crops whatever is wider than its column: a
+# number's thumbnail is at most this many times as wide as tall (ui/history.py sizes the column for it).
+MAX_THUMBNAIL_ASPECT = 3.0
+NUMBER_MARGIN = 0.25  # around a number's digits, as a share of their height
+
+
+def number_thumbnail_png(
+    image: ImageInput, boxes: Sequence[tuple[int, int, int, int]], max_aspect: float = MAX_THUMBNAIL_ASPECT
+) -> bytes:
+    """thumbnail_png of a number: its digits' boxes and a margin, at most max_aspect times as wide as tall.
+
+    A photo of a house number keeps the number, not the house. A long number takes more of the picture
+    above and below it, and where the picture has none, rows of its border's colour.
+    """
+    img = _canonical(load_image(image))
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    margin = math.ceil(NUMBER_MARGIN * (y1 - y0))
+    left, right = max(0, x0 - margin), min(img.width, x1 + margin)
+    height = max(y1 - y0 + 2 * margin, math.ceil((right - left) / max_aspect))
+    top = max(0, min((y0 + y1 - height) // 2, img.height - height))
+    crop = img.crop((left, top, right, min(img.height, top + height)))
+    return thumbnail_png(Image.fromarray(pad_to_aspect(np.asarray(crop), max_aspect)))
+
+
+def pad_to_aspect(pixels: np.ndarray, max_aspect: float) -> np.ndarray:
+    """Rows of the border's median colour added above and below, until width <= max_aspect * height."""
+    height, width = pixels.shape[:2]
+    wanted = math.ceil(width / max_aspect)
+    if height >= wanted:
+        return pixels
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    padded = np.empty((wanted, *pixels.shape[1:]), pixels.dtype)
+    padded[...] = np.median(border, axis=0).astype(pixels.dtype)
+    top = (wanted - height) // 2
+    padded[top : top + height] = pixels
+    return padded
 
 
 def _png(img: Image.Image) -> bytes:

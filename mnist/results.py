@@ -36,6 +36,11 @@ class NumberReading:
     boxes: list[tuple[int, int, int, int]]  # (x0, y0, x1, y1) in input pixels, x1/y1 exclusive
     confidence: float  # the weakest digit's: a number is only as sure as its least sure digit
 
+    @property
+    def digit_inputs(self) -> np.ndarray:
+        """(n, 28, 28) uint8: each digit's input, left to right, exactly as the model saw it."""
+        return np.stack([d.model_input for d in self.digits])
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -19,7 +19,7 @@ from mnist import logs, metrics
 from mnist.errors import EngineError, StoreUnavailable
 from mnist.numbers import read_number
 from mnist.predict import get_predictor
-from mnist.preprocess import ImageInput, candidate_views, load_image, thumbnail_png
+from mnist.preprocess import ImageInput, candidate_views, load_image, number_thumbnail_png, thumbnail_png
 from mnist.results import HISTORY_OFF, NOT_SAVED, NumberOutcome, NumberReading, Outcome, Prediction
 from mnist.store import Store, StoreProvider
 
@@ -77,17 +77,21 @@ def save_prediction(
     latency_ms: float,
     predicted_text: str | None = None,
     idempotency: tuple[str, str] | None = None,
+    digit_inputs: bytes | None = None,
+    thumbnail: bytes | None = None,
 ) -> Outcome:
-    """Try to store one prediction with a thumbnail of its input; an outage becomes a warning (and a log line)."""
+    """Try to store one prediction with a thumbnail of its input (thumbnail_png's, unless given); an outage
+    becomes a warning (and a log line)."""
     try:
         record_id = _store_of(store).save(
             prediction,
             source=source,
             filename=filename,
-            original=thumbnail_png(image),
+            original=thumbnail_png(image) if thumbnail is None else thumbnail,
             latency_ms=latency_ms,
             predicted_text=predicted_text,
             idempotency=idempotency,
+            digit_inputs=digit_inputs,
         )
     except StoreUnavailable as exc:
         metrics.SAVES_FAILED.labels(exc.reason).inc()
@@ -154,12 +158,13 @@ def predict_many_and_save(
 
 
 def representative(reading: NumberReading) -> Prediction:
-    """The digit a number's history row stands on: its least confident one (the first, on a tie).
+    """The digit a number's history row fills its one-digit columns with: its least confident one (the first, on
+    a tie).
 
-    A history row holds one 28x28 input, digit and probability vector. The weakest digit's are the
-    ones that explain the number's confidence (which is that digit's), keep the row consistent
-    (confidence = max(probabilities), the input is what that digit's probabilities came from), and
-    it is the digit a person checking the row most needs to see. The whole text is predicted_text.
+    A row has one digit, model input and probability vector (the API's `prediction`, input.png). The
+    weakest digit's explain the number's confidence (which is that digit's) and keep the row consistent
+    (confidence = max(probabilities), the input is what those probabilities came from). The number itself
+    is predicted_text, its label label_text, and every digit's input digit_inputs.
     """
     return min(reading.digits, key=lambda d: d.confidence)
 
@@ -173,7 +178,8 @@ def save_reading(
     latency_ms: float,
     idempotency: Idempotency | None = None,
 ) -> NumberOutcome:
-    """Try to store a number as ONE history row (source "number", predicted_text = the number)."""
+    """Try to store a number as ONE history row (source "number", predicted_text = the number), with every
+    digit's input and a thumbnail of the number itself (cropped to its digits: it shows whole in the History)."""
     outcome = save_prediction(
         store,
         representative(reading),
@@ -183,6 +189,8 @@ def save_reading(
         latency_ms=latency_ms,
         predicted_text=reading.text,
         idempotency=idempotency.row(0) if idempotency else None,
+        digit_inputs=reading.digit_inputs.tobytes(),
+        thumbnail=number_thumbnail_png(image, reading.boxes),
     )
     return NumberOutcome(reading, outcome.record_id, outcome.saved, outcome.warning, outcome.reason)
 

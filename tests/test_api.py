@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -21,8 +22,9 @@ from mnist import logs
 from mnist.api import create_app
 from mnist.api.middleware import SECURITY_HEADERS
 from mnist.config import get_settings
+from mnist.numbers import read_number
 from mnist.predict import get_predictor
-from mnist.preprocess import crop_to_ink
+from mnist.preprocess import MAX_THUMBNAIL_ASPECT, crop_to_ink, thumbnail_png
 from mnist.reader import get_reader
 from mnist.store import Filters, Store
 from tests.support.api import (
@@ -76,6 +78,8 @@ def test_original_client_request_gets_the_digit_and_is_saved(client: TestClient,
     assert body["confidence"] == max(body["probabilities"])
     record = store.get(body["id"])
     assert (record.source, record.filename, record.digit) == ("api", "request_test.png", ORIGINAL_DIGIT)
+    assert record.original == thumbnail_png(base64.b64decode(ORIGINAL_REQUEST["image"]))  # the whole picture
+    assert record.predicted_text is None and record.digit_inputs is None
     assert body["verdict"] == record.verdict == "digit"
 
 
@@ -550,7 +554,12 @@ def test_number_is_read_left_to_right_and_saved_as_one_row(client: TestClient, s
     weakest = min(result["digits"], key=lambda d: d["confidence"])
     assert record.digit == weakest["prediction"] and record.probabilities == pytest.approx(weakest["probabilities"])
     assert record.model_input.shape == (28, 28) and record.original.startswith(b"\x89PNG")
-    assert store.stats().total == 1  # one number, one row
+    # Every digit's input is kept, exactly as the model saw it (the weakest digit's is the row's model_input).
+    assert np.array_equal(record.digit_inputs, read_number(image).digit_inputs)
+    assert any(np.array_equal(d, record.model_input) for d in record.digit_inputs)
+    thumbnail = Image.open(io.BytesIO(record.original))
+    assert thumbnail.width <= MAX_THUMBNAIL_ASPECT * (thumbnail.height + 1)  # whole in the History (height rounded)
+    assert store.stats().total == 1 and store.stats().per_digit == [1, 0, 2, 0, 1, 0, 0, 0, 0, 0]
 
     listed = client.get("/api/v1/predictions", params={"source": "number"}).json()
     assert [(i["id"], i["predicted_text"]) for i in listed["items"]] == [(result["id"], "2024")]

@@ -19,6 +19,8 @@ from mnist.preprocess import (
     ink_scale,
     label_components,
     load_image,
+    number_thumbnail_png,
+    pad_to_aspect,
     percentiles_u8,
     preprocess,
     thumbnail_png,
@@ -452,6 +454,43 @@ def test_thumbnail_of_white_ink_in_alpha_stays_visible():
     rgba = np.dstack([np.full((280, 280, 3), 255, np.uint8), alpha])
     shown = np.asarray(Image.open(io.BytesIO(thumbnail_png(rgba))).convert("L"))
     assert shown.min() < 50 and shown.max() > 200  # the strokes contrast with what is behind them
+
+
+def test_a_number_in_a_big_photo_is_thumbnailed_as_the_number():
+    photo = np.full((900, 1200, 3), 200, np.uint8)  # grey wall, and the number's three digits on it
+    boxes = [(500, 400, 540, 460), (550, 400, 590, 460), (600, 400, 640, 460)]
+    for x0, y0, x1, y1 in boxes:
+        photo[y0:y1, x0:x1] = 20
+    thumb = np.asarray(Image.open(io.BytesIO(number_thumbnail_png(photo, boxes))).convert("L"))
+    # The digits and a margin of a quarter of their height: 140 + 2 * 15 wide, 60 + 2 * 15 tall (never enlarged).
+    assert thumb.shape == (90, 170)
+    assert (thumb < 100).mean() > 0.4  # mostly the digits, not the wall
+
+
+def test_a_long_number_thumbnail_is_at_most_three_times_as_wide_as_tall_and_whole():
+    strip = np.full((40, 900), 255, np.uint8)  # a tight scan of a long number: the picture has no more above
+    boxes = [(10 + 75 * i, 5, 70 + 75 * i, 35) for i in range(12)]
+    for x0, y0, x1, y1 in boxes:
+        strip[y0:y1, x0:x1] = 0
+    thumb = np.asarray(Image.open(io.BytesIO(number_thumbnail_png(strip, boxes))).convert("L"))
+    height, width = thumb.shape
+    assert width == 280 and abs(width - 3 * height) <= 3  # 3:1, but for the rounding of its height
+    ink_columns = np.flatnonzero((thumb < 128).any(axis=0))
+    assert ink_columns[0] < 20 and ink_columns[-1] > 260  # the first digit and the last are both in it
+    assert thumb[0].min() == thumb[-1].min() == 255  # padded with the paper's colour, not black bars
+    # A wide canvas with the number somewhere in it: the 3:1 crop takes more of the canvas (720 x 240 of it).
+    canvas = np.zeros((280, 900), np.uint8)
+    canvas[120:160, 100:800] = 255
+    wide = np.asarray(Image.open(io.BytesIO(number_thumbnail_png(canvas, [(100, 120, 800, 160)]))))
+    assert wide.shape == (93, 280) and wide[:, 0].max() == 0 and wide[46, 8:272].min() > 200
+
+
+def test_pad_to_aspect_adds_border_coloured_rows_above_and_below_only_when_too_wide():
+    grey = np.full((10, 60), 7, np.uint8)
+    padded = pad_to_aspect(grey, 3.0)
+    assert padded.shape == (20, 60) and np.array_equal(padded[5:15], grey) and set(np.unique(padded)) == {7}
+    rgb = np.zeros((10, 20, 3), np.uint8)
+    assert pad_to_aspect(rgb, 3.0) is rgb  # already narrow enough: untouched
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
