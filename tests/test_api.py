@@ -261,8 +261,8 @@ def test_list_is_newest_first_with_filters(client: TestClient, digits, store: St
     assert page["total"] == len(digits) + 1
     assert [item["id"] for item in page["items"]] == [other, ids[-1], ids[-2]]
     assert set(page["items"][0]) == {
-        "id", "created_at", "source", "filename", "prediction", "predicted_text",
-        "confidence", "probabilities", "label", "model_version", "verdict",
+        "id", "created_at", "source", "filename", "prediction", "predicted_text", "text",
+        "confidence", "probabilities", "label", "label_text", "model_version", "verdict",
     }  # fmt: skip
     assert client.get("/api/v1/predictions", params={"offset": 3, "limit": 500}).json()["items"][0]["id"] == ids[-3]
     api_only = client.get("/api/v1/predictions", params={"source": "api"}).json()
@@ -278,8 +278,11 @@ def test_list_is_newest_first_with_filters(client: TestClient, digits, store: St
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 10**9}, {"limit": 0}, {"offset": -1}, {"digit": 12}, {"source": "fax"}, {"labelled": "maybe"}],
-)
+    [
+        {"limit": 10**9}, {"limit": 0}, {"offset": -1}, {"digit": 12}, {"source": "fax"}, {"labelled": "maybe"},
+        {"text": "4a"}, {"text": ""}, {"text": "1" * 65}, {"text": "\u0664"},
+    ],
+)  # fmt: skip
 def test_bad_query_values_are_422(client: TestClient, params: dict) -> None:
     response = client.get("/api/v1/predictions", params=params)
     assert response.status_code == 422
@@ -322,11 +325,64 @@ def test_label_set_cleared_and_validated(client: TestClient, digits) -> None:
     record_id = client.post("/image-predict", json={"image": b64(data)}).json()["id"]
     response = client.patch(f"/api/v1/predictions/{record_id}", json={"label": label})
     assert response.status_code == 200 and response.json()["label"] == label
+    assert response.json()["label_text"] == str(label) and response.json()["text"] == str(response.json()["prediction"])
     assert client.get(f"/api/v1/predictions/{record_id}").json()["label"] == label
     assert client.patch(f"/api/v1/predictions/{record_id}", json={"label": None}).json()["label"] is None
-    for bad in ({"label": 12}, {"label": -1}, {"label": "3"}, {"label": True}, {}):
-        assert client.patch(f"/api/v1/predictions/{record_id}", json=bad).status_code == 422, bad
-    assert client.get(f"/api/v1/predictions/{record_id}").json()["label"] is None
+    assert client.patch(f"/api/v1/predictions/{record_id}", json={"label": 7.0}).json()["label"] == 7
+    assert client.patch(f"/api/v1/predictions/{record_id}", json={"label": "3"}).json()["label"] == 3
+    client.patch(f"/api/v1/predictions/{record_id}", json={"label": None})
+    for bad in ({"label": 12}, {"label": -1}, {"label": 7.5}, {"label": "34"}, {"label": "x"}, {"label": True}, {}):
+        response = client.patch(f"/api/v1/predictions/{record_id}", json=bad)
+        assert response.status_code == 422 and isinstance(response.json()["detail"], str), bad
+    assert "one digit" in client.patch(f"/api/v1/predictions/{record_id}", json={"label": "34"}).json()["detail"]
+    item = client.get(f"/api/v1/predictions/{record_id}").json()
+    assert item["label"] is None and item["label_text"] is None
+
+
+def test_a_number_is_labelled_with_its_text_and_found_by_it(client: TestClient) -> None:
+    number = client.post("/api/v1/numbers", json={"image": b64(number_png("4096"))}).json()
+    digit = client.post("/image-predict", json={"image": b64(number_png("4"))}).json()
+    assert number["text"] == "4096"
+    url = f"/api/v1/predictions/{number['id']}"
+    item = client.get(url).json()
+    assert (item["text"], item["predicted_text"], item["label"], item["label_text"]) == ("4096", "4096", None, None)
+
+    response = client.patch(url, json={"label": "4097"})
+    assert response.status_code == 200, response.text
+    assert (response.json()["label"], response.json()["label_text"]) == (None, "4097")
+    found = client.get("/api/v1/predictions", params={"text": "4096"}).json()
+    assert [(i["id"], i["label_text"]) for i in found["items"]] == [(number["id"], "4097")]
+    assert client.get("/api/v1/predictions", params={"text": "4097"}).json()["total"] == 0  # read, not labelled
+    by_digit = client.get("/api/v1/predictions", params={"digit": 9}).json()
+    assert [i["id"] for i in by_digit["items"]] == [number["id"]]  # "4096" contains a 9
+    fours = {i["id"] for i in client.get("/api/v1/predictions", params={"digit": 4}).json()["items"]}
+    assert fours == {number["id"], digit["id"]}
+    labelled = client.get("/api/v1/predictions", params={"labelled": "true"}).json()
+    assert [i["id"] for i in labelled["items"]] == [number["id"]]
+
+    assert client.patch(url, json={"label": "007"}).json()["label_text"] == "007"  # leading zeros kept
+    for bad in ({"label": 4}, {"label": 4.0}, {"label": "40 96"}, {"label": "1" * 65}, {"label": ""}):
+        response = client.patch(url, json=bad)
+        assert response.status_code == 422 and isinstance(response.json()["detail"], str), bad
+    assert "its text" in client.patch(url, json={"label": 4}).json()["detail"]
+    assert client.get(url).json()["label_text"] == "007"  # a refused label changes nothing
+    cleared = client.patch(url, json={"label": None}).json()
+    assert (cleared["label"], cleared["label_text"]) == (None, None)
+    assert client.get("/api/v1/predictions", params={"labelled": "true"}).json()["total"] == 0
+
+
+def test_stats_count_each_digit_of_a_number_and_its_label_place_by_place(client: TestClient) -> None:
+    first = client.post("/api/v1/numbers", json={"image": b64(number_png("4096"))}).json()
+    second = client.post("/api/v1/numbers", json={"image": b64(number_png("305"))}).json()
+    assert (first["text"], second["text"]) == ("4096", "305")
+    client.patch(f"/api/v1/predictions/{first['id']}", json={"label": "4036"})  # the 9 was a 3
+    client.patch(f"/api/v1/predictions/{second['id']}", json={"label": "30"})  # lengths differ: not paired
+    stats = client.get("/api/v1/stats").json()
+    assert stats["total"] == 2 and stats["per_source"]["number"] == 2
+    assert stats["per_digit"] == [2, 0, 0, 1, 1, 1, 1, 0, 0, 1]
+    assert (stats["labelled"], stats["correct"], stats["labelled_rows"], stats["mismatched_length"]) == (4, 3, 2, 1)
+    assert stats["confusion"][3][9] == 1 and stats["accuracy"] == pytest.approx(0.75)
+    assert sum(map(sum, stats["confusion"])) == stats["labelled"]
 
 
 def test_delete_removes_the_row(client: TestClient, digits) -> None:
@@ -355,7 +411,8 @@ def test_list_and_stats_take_the_history_pages_filters(client: TestClient, store
 
 
 def test_filters_out_of_range_are_422(client: TestClient) -> None:
-    for params in ({"min_confidence": "1.5"}, {"since": "yesterday"}, {"source": "fax"}, {"digit": "10"}):
+    bad = ({"min_confidence": "1.5"}, {"since": "yesterday"}, {"source": "fax"}, {"digit": "10"}, {"text": "x"})
+    for params in bad:
         for path in ("/api/v1/predictions", "/api/v1/stats"):
             response = client.get(path, params=params)
             assert response.status_code == 422, (path, params)

@@ -5,13 +5,15 @@ enforced) is fuzzed for a fixed budget of FUZZ_SECONDS by schemathesis with its 
 all four phases: the schema's examples, coverage of every constraint (each one broken on purpose too),
 random fuzzing, and stateful sequences that follow the schema's links (predict -> read, label, delete).
 
-Two exceptions are configured, each because the wire cannot carry what the schema means:
+Three exceptions are configured, each because the wire cannot carry what the schema means:
 - POST /image-predict and /api/v1/numbers: an image's content (decodable, an accepted format, with
   ink in it) is beyond what JSON Schema can say, so a schema-valid body may still be answered 400,
   413, 415 or 422; the examples phase sends the original client's sample, which must succeed.
 - POST /api/v1/predictions: multipart parts are bytes, so a "file" schemathesis means as an integer
   reaches the server as a file whose bytes are digits; it is answered 200, with that file's own error
   entry, as the batch endpoint answers any unreadable file.
+- PATCH /api/v1/predictions/{record_id}: which label a row takes depends on the row, which a schema
+  cannot know: a digit row takes a digit, a number row its text; the other kind is answered 422.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "413", "415",
 include-path = "/api/v1/predictions"
 include-method = "POST"
 checks.negative_data_rejection.expected-statuses = ["200", "400", "403", "413", "422"]
+
+[[operations]]
+include-path = "/api/v1/predictions/{{record_id}}"
+include-method = "PATCH"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422"]
 """
 
 

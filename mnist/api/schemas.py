@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictInt, StrictStr, Tag
 
 from mnist.results import NOT_SAVED, SAVE_FAILURES, VERDICTS, NumberOutcome, Outcome
 from mnist.store import Record
@@ -137,17 +137,27 @@ class NumberResult(BaseModel):
 
 
 class Item(BaseModel):
-    """One history row as the API shows it."""
+    """One history row as the API shows it: a digit, or a whole number (predicted_text set)."""
 
     id: int
     created_at: datetime
     source: str
     filename: str | None
-    prediction: int
-    predicted_text: str | None
+    prediction: int = Field(
+        description="The digit read; for a number, its least certain digit (whose confidence and probabilities "
+        "these are, and whose input input.png is)"
+    )
+    predicted_text: str | None = Field(description='A number\'s digits as read, e.g. "4096"; null on a digit row')
+    text: str = Field(description='What was read, either kind: a number\'s digits, or the digit ("7")')
     confidence: float
     probabilities: list[float]
-    label: int | None
+    label: int | None = Field(
+        description="A digit row's true digit; null while unlabelled, and on number rows (their label is label_text)"
+    )
+    label_text: str | None = Field(
+        description="The true text, either kind: a number row's label, a digit row's digit as text; null while "
+        "unlabelled"
+    )
     model_version: str
     verdict: Literal[VERDICTS]
 
@@ -191,10 +201,27 @@ def _whole_number(value: object) -> object:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-class LabelUpdate(BaseModel):
-    """The true digit of a prediction, or null to clear it."""
+def _label_kind(value: object) -> str:
+    """A JSON string is a number's text, null clears, anything else had better be a digit: one error, not three."""
+    return "text" if isinstance(value, str) else "null" if value is None else "digit"
 
-    label: Annotated[StrictInt, Field(ge=0, le=9), BeforeValidator(_whole_number)] | None
+
+DigitLabel = Annotated[StrictInt, Field(ge=0, le=9), BeforeValidator(_whole_number)]
+TextLabel = Annotated[StrictStr, Field(pattern=r"^[0-9]{1,64}$")]
+Label = Annotated[
+    Annotated[DigitLabel, Tag("digit")] | Annotated[TextLabel, Tag("text")] | Annotated[None, Tag("null")],
+    Discriminator(_label_kind),
+]
+
+
+class LabelUpdate(BaseModel):
+    """What a row really shows, or null to clear its label."""
+
+    label: Label = Field(
+        description="A digit row's true digit, 0-9 (also as a one-digit string, \"7\"); a number row's true text, "
+        'a string of 1-64 digits ("4096"; leading zeros are kept); null clears the label. A label of the other '
+        "kind than the row's is a 422."
+    )
 
 
 class Health(BaseModel):
@@ -255,9 +282,11 @@ def item_of(record: Record) -> dict[str, Any]:
         "filename": record.filename,
         "prediction": record.digit,
         "predicted_text": record.predicted_text,
+        "text": record.text,
         "confidence": record.confidence,
         "probabilities": record.probabilities,
         "label": record.label,
+        "label_text": record.label_text,
         "model_version": record.model_version,
         "verdict": record.verdict,
     }

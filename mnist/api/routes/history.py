@@ -6,7 +6,7 @@ import io
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from PIL import Image
 
 from mnist.api.deps import FiltersDep, StoreDep, authorised
@@ -23,7 +23,7 @@ def list_predictions(
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """History, newest first, filtered like the History page: digit, source, label, dates, confidence."""
+    """History, newest first, filtered like the History page: digit or text read, source, label, dates, confidence."""
     page = db.page(offset, limit, filters)
     return {"items": [item_of(r) for r in page.items], "total": page.total}
 
@@ -64,8 +64,12 @@ def get_model_input(
     dependencies=[Depends(authorised)],
 )
 def set_label(record_id: RecordId, body: LabelUpdate, db: StoreDep) -> dict[str, Any]:
-    """Record the true digit (0-9), or clear it with null. Needs the bearer token when MNIST_API_TOKEN is set."""
-    return item_of(db.set_label(record_id, body.label))
+    """Record what the row really shows, or clear it with null: a digit row's digit (`{"label": 7}`), a number
+    row's text (`{"label": "4096"}`). Needs the bearer token when MNIST_API_TOKEN is set."""
+    try:
+        return item_of(db.set_label(record_id, body.label))
+    except ValueError as exc:  # the other kind of label than the row's (the schema cannot know the row)
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.delete(
@@ -84,5 +88,6 @@ def delete_prediction(record_id: RecordId, db: StoreDep) -> Response:
 
 @router.get("/api/v1/stats", tags=["history"], response_model=StatsOut, responses=errors(422, 503))
 def stats(db: StoreDep, filters: FiltersDep) -> dict[str, Any]:
-    """Totals per digit and source, mean confidence, accuracy and confusion matrix over the filtered rows."""
+    """Rows per source, digits read per digit, mean confidence, accuracy and confusion matrix over the labelled
+    digits of the filtered rows (a labelled number counts place by place)."""
     return asdict(db.stats(filters))
