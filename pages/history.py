@@ -1,5 +1,7 @@
 """History: every saved prediction, newest first, 50 per page, with filters, relabel, delete, CSV and charts.
 
+A row is a digit or a whole number; both are filtered by what they read and labelled with what they show.
+
 Read from the database on every run (no cache), so what is shown is what is stored. Relabel and delete
 wait for the API token when MNIST_API_TOKEN is set (ui/auth.py).
 """

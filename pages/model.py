@@ -126,7 +126,7 @@ def mistakes_section() -> None:
 
 
 def history_section() -> None:
-    """Accuracy on the rows people have labelled."""
+    """Accuracy on the digits people have labelled (each digit of a labelled number counts: mnist.store.Stats)."""
     st.subheader("On the history's labelled rows")
     store = resources.get_store()
     if store is None or not resources.database_ready():
@@ -138,12 +138,12 @@ def history_section() -> None:
         st.warning(f"Could not read the history: {views.plain(exc)}")
         return
     if not stats.labelled:
-        st.info('No labelled rows yet. After saving a drawing, answer "Was this right?" to build this up.')
+        st.info('No labelled digits yet. After saving a drawing, answer "Was this right?" to build this up.')
         return
     cols = st.columns([1, 2], gap="large")
-    cols[0].metric("Accuracy on labelled rows", f"{stats.accuracy:.1%}", border=True)
-    cols[0].metric("Labelled rows", f"{stats.labelled:,} ({stats.correct:,} right)", border=True)
-    cols[1].altair_chart(charts.confusion(stats.confusion, title="Labelled history rows"), width="stretch")
+    cols[0].metric("Accuracy on labelled digits", f"{stats.accuracy:.1%}", border=True)
+    cols[0].metric("Labelled digits", f"{stats.labelled:,} ({stats.correct:,} right)", border=True)
+    cols[1].altair_chart(charts.confusion(stats.confusion, title="Labelled history digits"), width="stretch")
 
 
 views.page_start()

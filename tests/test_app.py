@@ -394,7 +394,7 @@ def test_history_filters_narrow_the_rows(monkeypatch):
     at.selectbox(key="f_digit").set_value(None).run()
     at.selectbox(key="f_source").set_value(None).run()
     at.selectbox(key="f_labelled").set_value("Labelled").run()
-    assert list(history_table(at).value["label"]) == [5]
+    assert list(history_table(at).value["label"]) == ["5"]
     at.selectbox(key="f_labelled").set_value("Unlabelled").run()
     assert len(history_table(at).value) == 3
 
@@ -465,7 +465,7 @@ def test_history_relabel_and_delete_a_row(monkeypatch, database_url):
     at.pills(key=f"relabel_{first}").set_value(7).run()
     assert Store(database_url).get(first).label == 7
     assert "Label of #" in texts(at.success)
-    assert list(history_table(at).value["label"].fillna(-1).astype(int)) == [-1, 7]
+    assert list(history_table(at).value["label"].fillna("")) == ["", "7"]
 
     select_row(at, 0)
     delete = at.button(key=f"delete_{second}")
@@ -528,8 +528,8 @@ def test_history_stats_and_csv_follow_the_filters(monkeypatch):
     Store(url).set_label(ids[2], 5)
     at = open_app(monkeypatch, page="pages/history.py")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Accuracy on labelled rows"] == "50.0%"
-    assert metrics["Labelled rows"] == "2"
+    assert metrics["Accuracy on labelled digits"] == "50.0%"
+    assert metrics["Labelled rows"] == "2" and metrics["Labelled digits"] == "2 (1 right)"
 
     from ui.history import csv_text
 
@@ -565,7 +565,53 @@ def test_history_shows_and_filters_number_rows(monkeypatch):
     assert list(table["id"]) == [number.record_id] and list(table["source"]) == ["number"]
     select_row(at, 0)
     assert "predicted 4567" in texts(at.markdown).replace("*", "")
-    assert "least certain digit" in texts(at.caption)
+    assert "its confidence is its least certain digit's" in texts(at.caption)
+    assert "label are those of" not in texts(at.caption)  # its label is the whole number's now
+    assert "Model input of each digit" in texts(at.caption)
+
+
+def test_history_relabels_a_number_row_by_typing_its_text(monkeypatch, database_url):
+    (seven,) = seed(database_url, [(7, "draw", None)])
+    number = read_number_and_save(number_png("4567"), filename="house.png", store=Store(database_url))
+    at = open_app(monkeypatch, database_url, page="pages/history.py")
+    at.selectbox(key="f_digit").set_value(5).run()  # "Contains digit": the number holds a 5, the 7 does not
+    assert list(history_table(at).value["id"]) == [number.record_id]
+    select_row(at, 0)
+    assert not widgets(at.pills, f"relabel_{number.record_id}")  # a number is not labelled with a digit
+    typed = at.text_input(key=f"true_number_{number.record_id}")
+    assert typed.value == "4567"  # what was read, to correct in place
+
+    typed.set_value("45x7")
+    at.button(key=f"save_label_{number.record_id}").click().run()
+    assert "digits" in texts(at.error) and Store(database_url).get(number.record_id).label_text is None
+
+    at.text_input(key=f"true_number_{number.record_id}").set_value("4597")
+    at.button(key=f"save_label_{number.record_id}").click().run()
+    assert not at.exception
+    assert Store(database_url).get(number.record_id).label_text == "4597"
+    assert f"Label of #{number.record_id} updated." in texts(at.success)
+    assert list(history_table(at).value["label"]) == ["4597"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Labelled rows"], metrics["Labelled digits"]) == ("1", "4 (3 right)")  # the 6 was a 9
+
+    at.selectbox(key="f_digit").set_value(None).run()
+    at.text_input(key="f_text").set_value("456").run()
+    assert list(history_table(at).value["prediction"]) == ["4567"]
+    at.text_input(key="f_text").set_value("7").run()
+    assert list(history_table(at).value["id"]) == [number.record_id, seven]
+    at.selectbox(key="f_labelled").set_value("Labelled").run()
+    assert list(history_table(at).value["id"]) == [number.record_id]
+
+
+def test_a_text_filter_that_is_not_digits_says_so_next_to_it(monkeypatch):
+    seed(current_url(), [(1, "upload", "a.png"), (7, "draw", None)])
+    at = open_app(monkeypatch, page="pages/history.py")
+    at.text_input(key="f_text").set_value("<b>4a</b>").run()
+    assert not at.exception
+    assert "Digits only (0-9): this filter is off until then." in texts(at.error)
+    assert len(history_table(at).value) == 2  # the filter is left out, not the rows
+    at.text_input(key="f_text").set_value(" 7 ").run()  # spaces around digits are forgiven
+    assert not at.error and list(history_table(at).value["prediction"]) == ["7"]
 
 
 def test_history_with_database_down_warns_without_a_traceback(monkeypatch):
@@ -598,7 +644,7 @@ def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["MNIST test accuracy"].endswith("%")
     assert int(metrics["Parameters"].replace(",", "")) > 10_000
-    assert metrics["Accuracy on labelled rows"] == "100.0%"
+    assert metrics["Accuracy on labelled digits"] == "100.0%"
     assert re.search(r"\d+ of 1,000 test images are misread", texts(at.caption))
     assert any("class Net" in c.value or "Net(" in c.value for c in at.code)
     copies = json.loads(MODEL_CARD_PATH.read_text())["training"]["rendered_copies"]

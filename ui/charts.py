@@ -50,7 +50,7 @@ def per_digit(counts: Sequence[int], *, title: str = "Predictions per digit") ->
         .mark_bar(color=PRIMARY)
         .encode(
             x=alt.X("digit:N", sort=DIGITS, title="Predicted digit", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("count:Q", title="Rows", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("count:Q", title="Count", axis=alt.Axis(tickMinStep=1)),
             tooltip=["digit:N", "count:Q"],
         )
         .properties(height=240)

@@ -1,14 +1,20 @@
-"""The History page's parts: filter widgets, the table of records, per-row actions and the charts."""
+"""The History page's parts: filter widgets, the table of records, per-row actions and the charts.
+
+A row is a digit or a whole number: the table shows what was read as text ("7", "4096") and the label
+as text of either kind; a selected number is relabelled by typing its true text, a digit by its pill.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.preprocess import MAX_THUMBNAIL_ASPECT, pad_to_aspect
 from mnist.store import SOURCES, Filters, Record, Stats, Store
 from ui import auth, charts, views
 
@@ -33,8 +39,10 @@ def pager_key(filters: Filters, *, reset: bool = False) -> str:
 
 def filters() -> Filters:
     """Filter widgets -> mnist.store.Filters. Dates are UTC days, both ends included."""
-    digit_col, source_col, label_col, verdict_col, date_col, conf_col = st.columns([1, 1, 1, 1.1, 1.4, 1.6])
-    digit = digit_col.selectbox("Predicted digit", [None, *range(10)], format_func=_any, key="f_digit")
+    columns = st.columns([1, 1, 1, 1, 1.1, 1.4, 1.6])
+    digit_col, text_col, source_col, label_col, verdict_col, date_col, conf_col = columns
+    digit = digit_col.selectbox("Contains digit", [None, *range(10)], format_func=_any, key="f_digit")
+    text = _text_filter(text_col)
     source = source_col.selectbox("Source", [None, *SOURCES], format_func=_any, key="f_source")
     labelled = label_col.selectbox("Label", list(LABELLED), key="f_labelled")
     verdict = verdict_col.selectbox(
@@ -48,6 +56,7 @@ def filters() -> Filters:
     since, until = _day_range(days)
     return Filters(
         digit=digit,
+        text=text,
         source=source,
         labelled=LABELLED[labelled],
         since=since,
@@ -56,6 +65,18 @@ def filters() -> Filters:
         max_confidence=high if high < 1 else None,
         verdict=verdict,
     )
+
+
+def _text_filter(column) -> str | None:
+    """The "Text contains" box: its digits, or None when empty; anything else is said so under it and left out."""
+    typed = column.text_input("Text contains", key="f_text", max_chars=64, placeholder="e.g. 40").strip()
+    if not typed:
+        return None
+    try:
+        return Filters(text=typed).text  # the store's own rule: 1 to 64 digits 0-9
+    except ValueError:
+        column.error("Digits only (0-9): this filter is off until then.", icon=":material/error:")
+        return None
 
 
 def _day_range(days: object) -> tuple[datetime | None, datetime | None]:
@@ -76,9 +97,11 @@ def csv_text(store: Store, chosen: Filters) -> str:
         return f"error\n{exc}\n"
 
 
-def prediction_text(record: Record) -> str:
-    """What the model read: the whole number for number rows, else the digit."""
-    return record.predicted_text or str(record.digit)
+def model_inputs(record: Record) -> np.ndarray:
+    """What the model saw: a number's digits side by side (at most 3:1, as the table's column holds), or one input."""
+    if record.digit_inputs is None:  # a digit, or a number saved before each digit's input was kept
+        return record.model_input
+    return pad_to_aspect(np.hstack(list(record.digit_inputs)), MAX_THUMBNAIL_ASPECT)
 
 
 def frame(records: list[Record]) -> pd.DataFrame:
@@ -87,10 +110,10 @@ def frame(records: list[Record]) -> pd.DataFrame:
         {
             "id": [r.id for r in records],
             "original": [views.data_url(r.original) for r in records],
-            "input": [views.input_thumbnail(r.model_input) for r in records],
-            "prediction": [prediction_text(r) for r in records],
+            "input": [views.input_thumbnail(model_inputs(r)) for r in records],
+            "prediction": [r.text for r in records],
             "confidence": [r.confidence for r in records],
-            "label": [r.label for r in records],
+            "label": [r.label_text for r in records],
             "source": [r.source for r in records],
             "time": [r.created_at.replace(tzinfo=None) for r in records],
             "filename": [r.filename or "" for r in records],
@@ -99,13 +122,16 @@ def frame(records: list[Record]) -> pd.DataFrame:
     )
 
 
+# The grid draws an image at the row's height (64 px less 3 px above and below) and crops what is wider than
+# its column, centred: a number's thumbnail at 3:1 (MAX_THUMBNAIL_ASPECT) is 174 px wide, which "medium"
+# (200 px) holds whole and "small" (75 px) cut to its middle digits.
 COLUMNS = {
     "id": st.column_config.NumberColumn("#", format="%d", width=60),
-    "original": st.column_config.ImageColumn("Original", width="small"),
-    "input": st.column_config.ImageColumn("Model input", width="small"),
+    "original": st.column_config.ImageColumn("Original", width="medium"),
+    "input": st.column_config.ImageColumn("Model input", width="medium"),
     "prediction": st.column_config.TextColumn("Prediction"),
     "confidence": st.column_config.ProgressColumn("Confidence", format="percent", min_value=0, max_value=1),
-    "label": st.column_config.NumberColumn("Label", format="%d"),
+    "label": st.column_config.TextColumn("Label"),
     "source": st.column_config.TextColumn("Source"),
     "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "filename": st.column_config.TextColumn("Filename", width="medium"),
@@ -128,8 +154,11 @@ def table(records: list[Record], key: str) -> Record | None:
 
 
 def relabel(store: Store, record_id: int, key: str) -> None:
-    """Store the picked true digit (deselecting clears the label)."""
-    _act(lambda: store.set_label(record_id, st.session_state.get(key)), f"Label of #{record_id} updated.")
+    """Store the true digit picked or the true number typed (deselecting the digit or emptying the text clears it)."""
+    label = st.session_state.get(key)
+    if isinstance(label, str):
+        label = label.strip() or None
+    _act(lambda: store.set_label(record_id, label), f"Label of #{record_id} updated.")
 
 
 def delete(store: Store, record_id: int) -> None:
@@ -145,8 +174,8 @@ def _act(action: Callable[[], object], done: str) -> None:
         return
     try:
         action()
-    except (StoreUnavailable, RecordNotFound) as exc:
-        st.session_state["history_message"] = ("error", str(exc))
+    except (StoreUnavailable, RecordNotFound, ValueError) as exc:  # ValueError: a label the store refused
+        st.session_state["history_message"] = ("error", views.plain(exc))  # it may quote what was typed
         return
     st.session_state["history_message"] = ("success", done)
 
@@ -159,27 +188,30 @@ def actions(store: Store, record: Record) -> None:
             if record.original:
                 st.image(record.original, caption="Original", width="stretch")
         with input_col:
-            views.model_input(record.model_input, caption="Model input")
+            shown_inputs(record)
         with act:
             st.markdown(
-                f"**#{record.id}** · predicted **{views.plain(prediction_text(record))}** at {record.confidence:.1%}"
+                f"**#{record.id}** · predicted **{views.plain(record.text)}** at {record.confidence:.1%}"
                 f" · {record.source} · {record.created_at:%Y-%m-%d %H:%M:%S} UTC"
                 + (f" · {views.plain(record.filename)}" if record.filename else "")
             )
-            if record.predicted_text:
-                st.caption("A whole number: its model input, digit and label are those of its least certain digit.")
+            if record.is_number:
+                st.caption("A whole number, read digit by digit: its confidence is its least certain digit's.")
             if not auth.allowed():
                 auth.unlock_form()
                 return
-            key = f"relabel_{record.id}"
-            st.pills(
-                "True digit (click it again to clear)",
-                list(range(10)),
-                default=record.label,
-                key=key,
-                on_change=relabel,
-                args=(store, record.id, key),
-            )
+            if record.is_number:
+                number_label_form(store, record)
+            else:
+                key = f"relabel_{record.id}"
+                st.pills(
+                    "True digit (click it again to clear)",
+                    list(range(10)),
+                    default=record.label,
+                    key=key,
+                    on_change=relabel,
+                    args=(store, record.id, key),
+                )
             with st.popover("Delete", icon=":material/delete:"):
                 st.markdown(f"Delete #{record.id} for good? This cannot be undone.")
                 st.button(
@@ -189,6 +221,40 @@ def actions(store: Store, record: Record) -> None:
                     on_click=delete,
                     args=(store, record.id),
                 )
+
+
+def shown_inputs(record: Record) -> None:
+    """The 28x28 input(s) the model saw: one per digit of a number, left to right."""
+    if record.digit_inputs is None:
+        caption = "Model input of its least certain digit" if record.is_number else "Model input"
+        views.model_input(record.model_input, caption=caption)
+        return
+    st.image(
+        [views.pixel_grid(d, cell=4) for d in record.digit_inputs],
+        caption=list(record.text),  # each input under the digit it was read as
+        width=64,
+    )
+    st.caption("Model input of each digit")
+
+
+def number_label_form(store: Store, record: Record) -> None:
+    """The true number typed in full (what was read to begin with), saved as the row's label."""
+    key = f"true_number_{record.id}"
+    with st.form(f"number_label_{record.id}", border=False, enter_to_submit=True):
+        st.text_input(
+            "True number",
+            value=record.label_text or record.text,
+            max_chars=64,
+            key=key,
+            help="The digits as written, e.g. 4096 (leading zeros count). Empty it and save to clear the label.",
+        )
+        st.form_submit_button(
+            "Save",
+            key=f"save_label_{record.id}",
+            icon=":material/check:",
+            on_click=relabel,
+            args=(store, record.id, key),
+        )
 
 
 def message() -> None:
@@ -201,17 +267,27 @@ def message() -> None:
 
 
 def stats_charts(stats: Stats, histogram: list[int]) -> None:
-    """Counts per digit and confidence, then accuracy and confusion over the labelled rows."""
+    """Digits read and confidence, then accuracy and confusion over the labelled digits (mnist.store.Stats)."""
     left, right = st.columns(2)
-    left.altair_chart(charts.per_digit(stats.per_digit), width="stretch")
+    left.altair_chart(charts.per_digit(stats.per_digit, title="Digits read (each digit of a number)"), width="stretch")
     right.altair_chart(charts.confidence_histogram(histogram), width="stretch")
+    mismatched = (
+        f"{stats.mismatched_length:,} labelled number(s) have more or fewer digits than were read, so no digit of "
+        "theirs can be paired with its label: they are not in the accuracy or the matrix."
+    )
     if not stats.labelled:
-        st.info("No labelled rows yet: confirm or correct predictions to see accuracy and a confusion matrix.")
+        if stats.mismatched_length:
+            st.info(mismatched)
+        else:
+            st.info("No labelled rows yet: confirm or correct predictions to see accuracy and a confusion matrix.")
         return
     metric_col, matrix_col = st.columns([1, 2])
-    metric_col.metric("Accuracy on labelled rows", f"{stats.accuracy:.1%}", border=True)
-    metric_col.metric("Labelled rows", f"{stats.labelled:,}", border=True)
-    metric_col.metric("Correct", f"{stats.correct:,}", border=True)
+    metric_col.metric("Accuracy on labelled digits", f"{stats.accuracy:.1%}", border=True)
+    metric_col.metric("Labelled rows", f"{stats.labelled_rows:,}", border=True)
+    metric_col.metric("Labelled digits", f"{stats.labelled:,} ({stats.correct:,} right)", border=True)
+    if stats.mismatched_length:
+        metric_col.caption(mismatched)
     matrix_col.altair_chart(
-        charts.confusion(stats.confusion, title="Labelled rows: true vs predicted"), width="stretch"
+        charts.confusion(stats.confusion, title="Labelled digits (a number's place by place): true vs read"),
+        width="stretch",
     )
