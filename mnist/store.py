@@ -1127,7 +1127,11 @@ class Store:
             .where(*where, row.label.is_not(None))
             .group_by(row.label, row.digit)
         )
-        number_labels = select(row.predicted_text, row.label_text).where(*where, row.label_text.is_not(None))
+        number_labels = (  # predicted_text IS NOT NULL (implied: CHECK label_kind) reads the number rows by their index
+            select(row.predicted_text, row.label_text).where(
+                *where, row.predicted_text.is_not(None), row.label_text.is_not(None)
+            )
+        )
 
         def work(_abandoned: threading.Event) -> list[list[Any]]:
             with self.engine.connect() as conn:
