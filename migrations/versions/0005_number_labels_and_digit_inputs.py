@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 
 Until 0005 a number row was labelled through its least certain digit: `label` named one digit of the
 number, not the number, so it cannot become the number's label. A one-digit number's label is its
