@@ -2,10 +2,14 @@
 
 import streamlit as st
 
-from ui import sidebar
+from ui import sidebar, views
 from ui.icon import page_icon
 
-st.set_page_config(page_title="Digit recognizer", page_icon=page_icon(), layout="wide")
+# A phone starts with the sidebar closed: the page itself is what fits its screen.
+sidebar_state = "collapsed" if views.is_phone(st.context.headers.get("User-Agent")) else "auto"
+st.set_page_config(
+    page_title="Digit recognizer", page_icon=page_icon(), layout="wide", initial_sidebar_state=sidebar_state
+)
 
 page = st.navigation(
     [

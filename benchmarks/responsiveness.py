@@ -80,7 +80,7 @@ def main() -> int:
             readings = []
             for attempt in range(args.draws + 1):  # the first reading loads the model's page code: not counted
                 if attempt:
-                    clear_canvas(tab, canvas)
+                    clear_canvas(tab)
                 latency = release_to_reading_ms(tab, canvas, SEVEN)
                 if attempt:
                     readings.append(latency)

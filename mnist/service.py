@@ -12,8 +12,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from mnist import logs, metrics
 from mnist.errors import EngineError, StoreUnavailable
@@ -24,6 +24,7 @@ from mnist.results import HISTORY_OFF, NOT_SAVED, NumberOutcome, NumberReading, 
 from mnist.store import Store, StoreProvider
 
 NUMBER_SOURCE = "number"
+WIDE = 2.0  # ink at least this many times wider than tall is read as a number (see read_many)
 log = logging.getLogger(__name__)
 # Where a prediction is kept: a Store, the provider that hands out the migrated one (the API and the
 # pages), or None when there is no history at all.
@@ -115,6 +116,33 @@ def predict_and_save(
     return predict_many_and_save(images, source=source, store=store, raise_errors=True, idempotency=idempotency)[0]
 
 
+def _decode_and_predict(
+    images: Sequence[ImageInput], *, raise_errors: bool
+) -> tuple[list[ImageInput | EngineError], Iterator[tuple[Prediction, float]]]:
+    """Each image decoded once (the views and the thumbnail both use it), then one forward pass over all.
+
+    A bad image becomes its own EngineError entry (InvalidImage, NoDigitFound: a bug elsewhere is not
+    this file's fault) unless `raise_errors`; the good ones' predictions follow in order, each with the
+    width / height of its widest view's ink.
+    """
+    decoded: list[ImageInput | EngineError] = []
+    views = []
+    for image in images:
+        try:
+            loaded = load_image(image)
+            views.append(candidate_views(loaded))
+            decoded.append(loaded)
+        except EngineError as exc:
+            if raise_errors:
+                raise
+            decoded.append(exc)
+    predictions = get_predictor().read(views)
+    for prediction in predictions:
+        metrics.PREDICTIONS.labels(prediction.verdict).inc()
+    aspects = [max((v.box[2] - v.box[0]) / max(v.box[3] - v.box[1], 1) for v in each) for each in views]
+    return decoded, zip(predictions, aspects, strict=True)
+
+
 def predict_many_and_save(
     images: Sequence[tuple[str | None, ImageInput]],
     *,
@@ -125,18 +153,7 @@ def predict_many_and_save(
 ) -> list[Outcome | EngineError]:
     """Many (filename, image) pairs with one forward pass; a bad image becomes its own error entry."""
     started = time.perf_counter()
-    decoded: list[ImageInput | EngineError] = []
-    views = []
-    for _, image in images:
-        try:
-            loaded = load_image(image)  # decode once: the views and the thumbnail both use it
-            views.append(candidate_views(loaded))
-            decoded.append(loaded)
-        except EngineError as exc:  # InvalidImage, NoDigitFound: a bug elsewhere is not this file's fault
-            if raise_errors:
-                raise
-            decoded.append(exc)
-    predictions = iter(get_predictor().read(views))
+    decoded, predictions = _decode_and_predict([image for _, image in images], raise_errors=raise_errors)
     latency_ms = (time.perf_counter() - started) * 1000 / max(len(images), 1)
     results: list[Outcome | EngineError] = []
     for index, ((filename, _), loaded) in enumerate(zip(images, decoded, strict=True)):
@@ -144,8 +161,7 @@ def predict_many_and_save(
             results.append(loaded)
             continue
         key = idempotency.row(index) if idempotency else None
-        prediction = next(predictions)
-        metrics.PREDICTIONS.labels(prediction.verdict).inc()
+        prediction, _ = next(predictions)
         results.append(
             save_prediction(
                 store, prediction, loaded, source=source, filename=filename, latency_ms=latency_ms, idempotency=key
@@ -204,3 +220,72 @@ def read_number_and_save(
     reading = read_number(loaded)
     latency_ms = (time.perf_counter() - started) * 1000
     return save_reading(store, reading, loaded, filename=filename, latency_ms=latency_ms, idempotency=idempotency)
+
+
+# ---------------------------------------------------------------- whatever a picture holds
+
+
+Reading = Prediction | NumberReading
+
+
+def read_many(images: Sequence[ImageInput]) -> list[Reading | EngineError]:
+    """Each picture read as the engine says: one digit, or the whole number when it holds several.
+
+    The dashboard asks nobody to choose "digit" or "number" first. The classifier's verdict
+    ("several_digits") sends a picture to the number reader; so does ink more than WIDE times wider
+    than tall, because a long number squeezed into 28x28 pixels no longer looks like several digits
+    to the classifier (0.06% of MNIST's training digits are that wide). Where the reader then finds
+    a single digit the classifier's reading stands, "unsure" when it had said several digits (the two
+    models disagree). A bad picture becomes its own error entry
+    (InvalidImage, NoDigitFound, TooManyDigits); nothing is saved here.
+    """
+    decoded, predictions = _decode_and_predict(images, raise_errors=False)
+    readings: list[Reading | EngineError] = []
+    for loaded in decoded:
+        if isinstance(loaded, EngineError):
+            readings.append(loaded)
+            continue
+        prediction, aspect = next(predictions)
+        if prediction.verdict == "several_digits":
+            readings.append(_whole_number(loaded, replace(prediction, verdict="unsure")))
+        elif aspect >= WIDE:
+            readings.append(_whole_number(loaded, prediction))
+        else:
+            readings.append(prediction)
+    return readings
+
+
+def read(image: ImageInput) -> Reading:
+    """One picture read as `read_many` does; its EngineError is raised."""
+    reading = read_many([image])[0]
+    if isinstance(reading, EngineError):
+        raise reading
+    return reading
+
+
+def _whole_number(image: ImageInput, single: Prediction) -> Reading | EngineError:
+    """The number in the picture, or `single` when the number reader finds only one digit there."""
+    try:
+        reading = read_number(image)
+    except EngineError as exc:
+        return exc
+    return reading if len(reading.digits) > 1 else single
+
+
+def save_read(
+    store: History,
+    reading: Reading,
+    image: ImageInput,
+    *,
+    source: str,
+    filename: str | None,
+    latency_ms: float,
+    idempotency: Idempotency | None = None,
+) -> Outcome | NumberOutcome:
+    """Keep a reading from `read`/`read_many`: a digit as one row of `source`, a number as one "number" row."""
+    if isinstance(reading, NumberReading):
+        return save_reading(store, reading, image, filename=filename, latency_ms=latency_ms, idempotency=idempotency)
+    key = idempotency.row(0) if idempotency else None
+    return save_prediction(
+        store, reading, image, source=source, filename=filename, latency_ms=latency_ms, idempotency=key
+    )

@@ -305,6 +305,7 @@ def browse_through_proxy(base: str, tmp_path: Path) -> tuple[str, int, int]:
             uploader = page.locator("[data-testid=stFileUploaderDropzoneInput]")
             uploader.wait_for(state="attached")
             uploader.set_input_files(str(png_file(tmp_path / "proxy-upload.png", mnist_digit(4))))
+            page.get_by_role("button", name="Save to history").click()
             page.get_by_text("Saved as #").first.wait_for()
             saved = page.get_by_text(re.compile(r"Saved as #\d+")).first.inner_text()
             upload_id = int(re.search(r"#(\d+)", saved).group(1))

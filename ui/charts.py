@@ -1,4 +1,4 @@
-"""Altair charts: probabilities, counts per digit, confidence histogram, confusion matrix, per-class accuracy."""
+"""Altair charts: probabilities (a digit, each digit of a number), counts per digit, confidence, confusion."""
 
 from __future__ import annotations
 
@@ -40,6 +40,27 @@ def probabilities(probs: Sequence[float]) -> alt.Chart:
     )
     text = base.mark_text(dy=-8, fontSize=11).encode(text="label:N")
     return (bars + text).properties(height=220)
+
+
+def digit_probabilities(rows: Sequence[tuple[str, Sequence[float]]]) -> alt.Chart:
+    """A number's digits, one row each (its name, e.g. "#1 · 4"), across 0-9: how sure each digit is, and of what."""
+    frame = pd.DataFrame(
+        [{"place": name, "digit": str(d), "probability": float(p[d])} for name, p in rows for d in range(10)]
+    )
+    places = [name for name, _ in rows]
+    base = alt.Chart(frame).encode(
+        x=alt.X("digit:N", sort=DIGITS, title=None, axis=alt.Axis(labelAngle=0, orient="top", labelFontSize=13)),
+        y=alt.Y("place:N", sort=places, title=None, axis=alt.Axis(labelFontSize=12)),
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color("probability:Q", scale=alt.Scale(domain=[0, 1], scheme="purples"), legend=None),
+        tooltip=["place:N", "digit:N", alt.Tooltip("probability:Q", format=".1%")],
+    )
+    labels = base.mark_text(fontSize=11).encode(
+        text=alt.condition(alt.datum.probability >= 0.05, alt.Text("probability:Q", format=".0%"), alt.value("")),
+        color=alt.condition(alt.datum.probability > 0.5, alt.value("white"), alt.value("#1f2330")),
+    )
+    return (cells + labels).properties(height=30 + 34 * len(rows))  # Streamlit's height includes the axis
 
 
 def per_digit(counts: Sequence[int], *, title: str = "Predictions per digit") -> alt.Chart:

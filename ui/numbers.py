@@ -16,11 +16,11 @@ BOX_COLOUR = (255, 176, 0)  # amber: visible on a black canvas and on white pape
 DIGITS_PER_ROW = 6  # each digit's 28x28 input stays large enough to see its pixels
 
 
-def overlay_png(image: ImageInput, reading: NumberReading) -> bytes:
-    """The image (at most OVERLAY_SIDE px) with each digit's box and what it was read as drawn over a copy."""
+def overlay_png(image: ImageInput, reading: NumberReading, max_side: int = OVERLAY_SIDE) -> bytes:
+    """The image (at most `max_side` px) with each digit's box and what it was read as drawn over a copy."""
     loaded = load_image(image)
     # thumbnail_png flattens transparency onto black, so a transparent canvas shows as drawn.
-    picture = Image.open(io.BytesIO(thumbnail_png(loaded, max_side=OVERLAY_SIDE, max_bytes=4_000_000)))
+    picture = Image.open(io.BytesIO(thumbnail_png(loaded, max_side=max_side, max_bytes=4_000_000)))
     picture = picture.convert("RGB")
     scale = picture.width / loaded.width
     line = max(2, round(picture.height / 90))
@@ -67,11 +67,25 @@ def digit_inputs(reading: NumberReading) -> None:
                 views.model_input(digit.model_input, caption=f"#{i}: {digit.digit} · {digit.confidence:.0%}")
 
 
-def reading_view(reading: NumberReading, overlay: bytes | None) -> None:
-    """The whole reading: the number, the boxes over the image, a note when unsure, and the digits' inputs."""
+def number_headline(reading: NumberReading) -> None:
+    """The number, large, its confidence, and which digits the model is unsure of."""
     big_number(reading.text, reading.confidence)
+    verdict(reading)
+
+
+def number_details(reading: NumberReading, overlay: bytes | None) -> None:
+    """Each digit's box over the picture, each digit's probabilities, and what the model saw of each."""
+    from ui import charts  # altair and pandas load here, after the canvas has painted
+
     if overlay is not None:
         st.image(overlay, caption="Each box is one digit, read left to right")
-    verdict(reading)
+    rows = [(f"#{i} · {d.digit}", d.probabilities) for i, d in enumerate(reading.digits, start=1)]
+    st.altair_chart(charts.digit_probabilities(rows), width="stretch")
     st.caption("What the model saw, digit by digit (28×28 pixels each):")
     digit_inputs(reading)
+
+
+def reading_view(reading: NumberReading, overlay: bytes | None) -> None:
+    """A number in full: headline, then details."""
+    number_headline(reading)
+    number_details(reading, overlay)

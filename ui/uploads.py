@@ -1,9 +1,13 @@
-"""Uploaded files -> predictions saved once per file, and the ways the Upload page shows them."""
+"""Uploaded files and camera photos -> readings (a digit or a whole number, as the engine decides), saved on request.
+
+Files are read as soon as they arrive and kept by content in Session State, so a rerun, a page switch
+or the same file uploaded again is never read twice; nothing is saved until Save (ui/saving.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -12,40 +16,46 @@ import streamlit as st
 from mnist.errors import EngineError, ImageTooLarge, InvalidImage, NoDigitFound, TooManyDigits, UnsupportedImageType
 from mnist.preprocess import thumbnail_png
 from mnist.results import NumberReading, Prediction
-from ui import numbers, resources, views
+from ui import numbers, saving, views
 
 # Files per forward pass. A batch this size takes well under a second, so the progress bar
 # moves at a readable pace while most uploads (a few files) still go through in one pass.
 BATCH = 32
 THUMB_SIDE = 96
-_STATE = "upload_rows"
-_NUMBER_STATE = "upload_number_rows"  # the same file read as a number is another result
+_READ = "upload_readings"  # content digest -> Row: what each picture was read as, this session
+_NOT_SAVED = "upload_not_saved"  # content digest -> why its last save failed
+KINDS = {"digit": "Digit", "unsure": "Digit (unsure)", "not_a_digit": "Not a digit", "several_digits": "Digits"}
 
 
 @dataclass(frozen=True)
 class Row:
-    """What became of one uploaded file."""
+    """What one uploaded picture was read as."""
 
-    file_id: str
+    digest: str
     name: str
-    preview: bytes | None  # small PNG of the upload, None when it could not be decoded
-    prediction: Prediction | None
-    error: str | None  # why there is no prediction
-    record_id: int | None
-    warning: str | None  # why a prediction was not saved
-
-
-@dataclass(frozen=True)
-class NumberRow:
-    """What became of one uploaded file read as a whole number."""
-
-    file_id: str
-    name: str
-    overlay: bytes | None  # the image with each digit's box drawn over it, None when it could not be read
-    reading: NumberReading | None
+    content: bytes  # the file as uploaded: what Save keeps
+    picture: bytes | None  # a small PNG of it (a number's with each digit's box); None when it could not be decoded
+    reading: Prediction | NumberReading | None
     error: str | None  # why there is no reading
-    record_id: int | None
-    warning: str | None  # why the reading was not saved
+    latency_ms: float
+
+    @property
+    def text(self) -> str | None:
+        """What was read: "7" or "4096"."""
+        if isinstance(self.reading, NumberReading):
+            return self.reading.text
+        return None if self.reading is None else str(self.reading.digit)
+
+    @property
+    def kind(self) -> str | None:
+        """Digit, unsure digit, not a digit, or number."""
+        if isinstance(self.reading, NumberReading):
+            return "Number" if self.reading.confidence >= views.LOW_CONFIDENCE else "Number (unsure)"
+        return None if self.reading is None else KINDS.get(self.reading.verdict, self.reading.verdict)
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.reading is None else self.reading.confidence
 
 
 def problem(exc: EngineError) -> str:
@@ -61,114 +71,128 @@ def problem(exc: EngineError) -> str:
     return f"Could not read this file: {exc}"
 
 
-def _preview(data: bytes) -> bytes | None:
+def _picture(data: bytes, reading: Prediction | NumberReading | EngineError) -> bytes | None:
+    if isinstance(reading, NumberReading):
+        return numbers.overlay_png(data, reading, max_side=3 * THUMB_SIDE)
     try:
         return thumbnail_png(data, max_side=THUMB_SIDE)
     except InvalidImage:
         return None
 
 
-def _predict(files: list[Any], source: str) -> list[Row]:
+def _read(files: list[Any]) -> list[Row]:
     """One forward pass per BATCH files; the engine enforces the size and pixel limits on each."""
-    from mnist.service import predict_many_and_save  # loads torch: after the page has painted
+    from mnist.service import read_many  # loads torch: after the page has painted
 
-    store = resources.provider()
     rows: list[Row] = []
     bar = st.progress(0.0, text=f"Reading {len(files)} image(s)…")
     for start in range(0, len(files), BATCH):
-        chunk = files[start : start + BATCH]
-        images = [(f.name if source == "upload" else None, f.getvalue()) for f in chunk]
-        outcomes = predict_many_and_save(images, source=source, store=store)
-        for f, (_, data), outcome in zip(chunk, images, outcomes, strict=True):
-            if isinstance(outcome, EngineError):
-                rows.append(Row(f.file_id, f.name, _preview(data), None, problem(outcome), None, None))
-            else:
-                rows.append(
-                    Row(f.file_id, f.name, _preview(data), outcome.prediction, None, outcome.record_id, outcome.warning)
-                )
+        chunk = [(f.name, f.getvalue()) for f in files[start : start + BATCH]]
+        started = time.perf_counter()
+        readings = read_many([data for _, data in chunk])
+        latency_ms = (time.perf_counter() - started) * 1000 / len(chunk)
+        for (name, data), reading in zip(chunk, readings, strict=True):
+            error = problem(reading) if isinstance(reading, EngineError) else None
+            kept = None if isinstance(reading, EngineError) else reading
+            rows.append(Row(saving.digest(data), name, data, _picture(data, reading), kept, error, latency_ms))
         done = min(start + BATCH, len(files))
         bar.progress(done / len(files), text=f"Read {done} of {len(files)} image(s)")
     bar.empty()
-    if any(r.warning for r in rows):
-        resources.forget_database_status()
     return rows
 
 
-def _read_numbers(files: list[Any], keep_names: bool) -> list[NumberRow]:
-    """Each file read as a whole number and saved as one row; a bad file fails alone."""
-    from mnist.service import read_number_and_save  # loads torch: after the page has painted
+def read(files: list[Any]) -> list[Row]:
+    """Rows for these files in their order; only pictures not read before in this session are read."""
+    known: dict[str, Row] = st.session_state.setdefault(_READ, {})
+    digests = [saving.digest(f.getvalue()) for f in files]
+    new = {d: f for d, f in zip(digests, files, strict=True) if d not in known}
+    for row in _read(list(new.values())) if new else []:
+        known[row.digest] = row
+    # The same picture under another file name: the reading stands, the name is this file's.
+    return [replace(known[d], name=f.name) for d, f in zip(digests, files, strict=True)]
 
-    store = resources.provider()
-    rows: list[NumberRow] = []
-    bar = st.progress(0.0, text=f"Reading {len(files)} number(s)…")
-    for done, f in enumerate(files, start=1):
-        data = f.getvalue()
-        try:
-            outcome = read_number_and_save(data, filename=f.name if keep_names else None, store=store)
-        except EngineError as exc:  # InvalidImage, NoDigitFound, TooManyDigits; a bug is not the file's fault
-            rows.append(NumberRow(f.file_id, f.name, None, None, problem(exc), None, None))
+
+def unsaved(rows: list[Row]) -> list[Row]:
+    """The rows with a reading that this session has not saved yet (each picture once)."""
+    seen: set[str] = set()
+    found = []
+    for row in rows:
+        if row.reading is not None and saving.saved_id(row.content) is None and row.digest not in seen:
+            seen.add(row.digest)
+            found.append(row)
+    return found
+
+
+def save_all(rows: list[Row], *, source: str, keep_names: bool = True) -> None:
+    """Save every unsaved reading (one row per picture), with a progress bar; failures are shown per file."""
+    todo = unsaved(rows)
+    failures: dict[str, str] = st.session_state.setdefault(_NOT_SAVED, {})
+    bar = st.progress(0.0, text=f"Saving {len(todo)} reading(s)…")
+    for done, row in enumerate(todo, start=1):
+        outcome = saving.save(
+            row.reading,  # type: ignore[arg-type]
+            row.content,
+            source=source,
+            filename=row.name if keep_names else None,
+            latency_ms=row.latency_ms,
+        )
+        if outcome.saved:
+            failures.pop(row.digest, None)
         else:
-            overlay = numbers.overlay_png(data, outcome.reading)
-            rows.append(
-                NumberRow(f.file_id, f.name, overlay, outcome.reading, None, outcome.record_id, outcome.warning)
-            )
-        bar.progress(done / len(files), text=f"Read {done} of {len(files)} number(s)")
+            failures[row.digest] = outcome.warning or "not saved"
+        bar.progress(done / len(todo), text=f"Saved {done} of {len(todo)}")
     bar.empty()
-    if any(r.warning for r in rows):
-        resources.forget_database_status()
-    return rows
 
 
-def _once(files: list[Any], state: str, work: Callable[[list[Any]], list]) -> list:
-    """Rows for these files in their order; only files not seen before go through `work` (which saves)."""
-    seen: dict[str, Any] = st.session_state.setdefault(state, {})
-    new = [f for f in files if f.file_id not in seen]
-    if new:
-        for row in work(new):
-            seen[row.file_id] = row
-    return [seen[f.file_id] for f in files]
+def save_button(rows: list[Row], *, source: str, key: str, keep_names: bool = True) -> None:
+    """ "Save all" for what is read and not saved yet; saying so when everything is saved."""
+    todo = unsaved(rows)
+    if not todo:
+        if any(r.reading is not None for r in rows):
+            st.caption("Every reading here is saved in the history.")
+        return
+    label = "Save to history" if len(todo) == 1 else f"Save all {len(todo)} readings to history"
+    if st.button(label, type="primary", icon=":material/save:", key=key, help=saving.RULE):
+        save_all(rows, source=source, keep_names=keep_names)
+        st.rerun()  # the page again, with each row's new status and without this button
 
 
-def read(files: list[Any], *, source: str) -> list[Row]:
-    """Rows for these files in their order; only files not seen before are predicted and saved."""
-    return _once(files, _STATE, lambda new: _predict(new, source))
-
-
-def read_numbers(files: list[Any], *, keep_names: bool = True) -> list[NumberRow]:
-    """Number rows for these files in their order; only files not seen before are read and saved."""
-    return _once(files, _NUMBER_STATE, lambda new: _read_numbers(new, keep_names))
-
-
-def status(row: Row | NumberRow) -> str:
-    """One line: saved, not saved and why, or what was wrong with the file."""
+def status(row: Row) -> str:
+    """One line: what was wrong with the file, saved as which row, or not saved (yet, or why)."""
     if row.error:
         return row.error
-    if row.record_id is not None:
-        return f"Saved as #{row.record_id}"
-    return "Not saved: " + (row.warning or "history is off")
+    record_id = saving.saved_id(row.content)
+    if record_id is not None:
+        return f"Saved as #{record_id}"
+    failed = st.session_state.get(_NOT_SAVED, {}).get(row.digest)
+    return f"Not saved: {failed}" if failed else "Not saved yet"
 
 
-def summary(rows: list[Row] | list[NumberRow]) -> None:
-    """A line of counts and a warning when the history could not take the predictions."""
+def summary(rows: list[Row]) -> None:
+    """Counts (every file, refused ones included), each refusal with its reason, and a save failure."""
     read_ok = sum(r.error is None for r in rows)
-    saved = sum(r.record_id is not None for r in rows)
-    failed = len(rows) - read_ok
-    text = f"{len(rows)} file(s): {read_ok} read, {saved} saved to the history"
-    st.markdown(text + (f", **{failed} could not be read**." if failed else "."))
-    warning = next((r.warning for r in rows if r.warning), None)
+    saved = sum(saving.saved_id(r.content) is not None for r in rows if r.error is None)
+    failed = [r for r in rows if r.error]
+    text = f"{len(rows)} file(s): {read_ok} read"
+    text += f", **{len(failed)} could not be read**" if failed else ""
+    st.markdown(f"{text}; {saved} saved to the history.")
+    for row in failed:
+        st.error(f"**{views.plain(row.name)}**: {views.plain(row.error)}", icon=":material/broken_image:")
+    warning = next((status(r) for r in rows if status(r).startswith("Not saved:")), None)
     if warning:
         st.warning(warning, icon=":material/cloud_off:")
 
 
 def table(rows: list[Row]) -> None:
-    """All files at once: preview, model input, prediction, confidence, and any problem on its own row."""
+    """All files at once: picture, model input, reading, kind, confidence, and any problem on its own row."""
     frame = pd.DataFrame(
         {
-            "preview": [views.data_url(r.preview) for r in rows],
-            "input": [views.input_thumbnail(r.prediction.model_input) if r.prediction else None for r in rows],
+            "picture": [views.data_url(r.picture) for r in rows],
+            "input": [views.input_thumbnail(r.reading.model_input) if _is_digit(r) else None for r in rows],
             "file": [r.name for r in rows],
-            "digit": [r.prediction.digit if r.prediction else None for r in rows],
-            "confidence": [r.prediction.confidence if r.prediction else None for r in rows],
+            "reading": [r.text for r in rows],
+            "kind": [r.kind for r in rows],
+            "confidence": [r.confidence for r in rows],
             "status": [status(r) for r in rows],
         }
     )
@@ -176,10 +200,11 @@ def table(rows: list[Row]) -> None:
         frame,
         **views.TABLE,
         column_config={
-            "preview": st.column_config.ImageColumn("Image", width="small"),
+            "picture": st.column_config.ImageColumn("Image", width="medium"),
             "input": st.column_config.ImageColumn("Model input", width="small"),
             "file": st.column_config.TextColumn("File"),
-            "digit": st.column_config.NumberColumn("Prediction", format="%d"),
+            "reading": st.column_config.TextColumn("Read as"),
+            "kind": st.column_config.TextColumn("Kind"),
             "confidence": st.column_config.ProgressColumn("Confidence", format="percent", min_value=0, max_value=1),
             "status": st.column_config.TextColumn("Status", width="large"),
         },
@@ -187,51 +212,23 @@ def table(rows: list[Row]) -> None:
     )
 
 
+def _is_digit(row: Row) -> bool:
+    return isinstance(row.reading, Prediction)
+
+
 def details(row: Row) -> None:
-    """One file in full: its preview next to the prediction panel, or its problem."""
-    st.markdown(f"**{views.plain(row.name)}**")
-    if row.error:
-        st.error(row.error, icon=":material/broken_image:")
-        return
-    preview_col, result_col = st.columns([1, 2], gap="large")
-    with preview_col:
-        if row.preview:
-            st.image(row.preview, caption="Uploaded image")
-        st.caption(status(row))
-    with result_col:
-        views.prediction(row.prediction)  # type: ignore[arg-type]
-
-
-def number_table(rows: list[NumberRow]) -> None:
-    """All files read as numbers: the boxes over each image, the number, its confidence, any problem."""
-    frame = pd.DataFrame(
-        {
-            "image": [views.data_url(r.overlay) for r in rows],
-            "file": [r.name for r in rows],
-            "number": [r.reading.text if r.reading else None for r in rows],
-            "confidence": [r.reading.confidence if r.reading else None for r in rows],
-            "status": [status(r) for r in rows],
-        }
-    )
-    st.dataframe(
-        frame,
-        **views.TABLE,
-        column_config={
-            "image": st.column_config.ImageColumn("Image", width="medium"),
-            "file": st.column_config.TextColumn("File"),
-            "number": st.column_config.TextColumn("Number"),
-            "confidence": st.column_config.ProgressColumn("Confidence", format="percent", min_value=0, max_value=1),
-            "status": st.column_config.TextColumn("Status", width="large"),
-        },
-        key="upload_number_table",
-    )
-
-
-def number_details(row: NumberRow) -> None:
-    """One file read as a number, in full: the number, the boxes over the image and each digit, or its problem."""
+    """One file in full: its picture next to the reading, or its problem."""
     st.markdown(f"**{views.plain(row.name)}**")
     if row.error:
         st.error(row.error, icon=":material/broken_image:")
         return
     st.caption(status(row))
-    numbers.reading_view(row.reading, row.overlay)  # type: ignore[arg-type]
+    if isinstance(row.reading, NumberReading):
+        numbers.reading_view(row.reading, numbers.overlay_png(row.content, row.reading))
+        return
+    picture_col, reading_col = st.columns([1, 2], gap="large")
+    with picture_col:
+        if row.picture:
+            st.image(row.picture, caption="Uploaded image")
+    with reading_col:
+        views.prediction(row.reading)  # type: ignore[arg-type]

@@ -96,20 +96,24 @@ def model_input(image: np.ndarray, *, caption: str = "What the model saw: 28×28
     st.image(pixel_grid(np.asarray(image, dtype=np.uint8), cell=8), caption=caption)
 
 
-def prediction(result: Prediction, *, show_input: bool = True) -> None:
-    """Digit, confidence, the ten probabilities with the top three marked, and the model's input."""
-    if show_input:
-        digit_col, input_col = st.columns([1, 1], vertical_alignment="center")
-        with digit_col:
-            big_digit(result.digit, result.confidence)
-        with input_col:
-            model_input(result.model_input)
-    else:
-        big_digit(result.digit, result.confidence)
+def digit_headline(result: Prediction) -> None:
+    """The digit, large, its confidence, and what the verdict says when it is not a sure digit."""
+    big_digit(result.digit, result.confidence)
     verdict(result)
+
+
+def digit_details(result: Prediction) -> None:
+    """The ten probabilities with the top three marked, and the model's input."""
     from ui import charts  # altair and pandas load here, after the canvas has painted
 
     st.altair_chart(charts.probabilities(result.probabilities), width="stretch")
+    model_input(result.model_input)
+
+
+def prediction(result: Prediction) -> None:
+    """A digit in full: headline, then details."""
+    digit_headline(result)
+    digit_details(result)
 
 
 STYLE = """
@@ -119,8 +123,22 @@ STYLE = """
 .predicted-number { font-size: 5rem; font-weight: 700; line-height: 1.1; text-align: center; overflow-wrap: anywhere;
                     color: var(--primary-color, #4f46e5); font-variant-numeric: tabular-nums; letter-spacing: .05em; }
 .predicted-confidence { text-align: center; font-size: 1.1rem; opacity: .8; margin-top: .25rem; }
+/* A phone, upright or on its side, shows the canvas, the reading and Save in one screen: less room above
+   the page, smaller headings and reading. */
+@media (max-width: 640px), (max-height: 500px) {
+  [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+  .predicted-digit { font-size: 4.5rem; }
+  .predicted-number { font-size: 3rem; }
+  .predicted-confidence { font-size: .95rem; margin-top: 0; }
+  h1 { font-size: 1.6rem !important; padding: 0 0 .25rem 0 !important; }
+}
 </style>
 """
+
+
+def is_phone(user_agent: str | None) -> bool:
+    """A phone's browser, by its user agent (tablets and desktops say no "Mobile")."""
+    return bool(user_agent) and "Mobile" in user_agent
 
 
 def page_start() -> None:

@@ -23,8 +23,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# The strokes of a 7 on the 320 px canvas: the top bar, then the long diagonal.
-SEVEN = [[(90, 75), (235, 75), (145, 270)]]
+# Strokes are written in canvas heights from the canvas's top-left corner, so a digit keeps its shape and
+# size on a canvas of any width (the canvas is as wide as its column: a phone's is narrower).
+# A 7: the top bar, then the long diagonal.
+SEVEN = [[(0.3, 0.2), (0.75, 0.2), (0.45, 0.85)]]
+# Digits one canvas-height wide cell each, to write numbers: see number_strokes.
+DIGIT_STROKES = {
+    "1": [[(0.2, 0.15), (0.17, 0.85)]],
+    "4": [[(0.2, 0.15), (0.05, 0.6), (0.4, 0.6)], [(0.3, 0.3), (0.3, 0.88)]],
+    "7": [[(0.02, 0.2), (0.38, 0.2), (0.15, 0.85)]],
+}
 
 
 def mnist_digit(digit: int, *, side: int = 280, paper: bool = True) -> Image.Image:
@@ -73,20 +81,49 @@ def release_to_reading_ms(page, canvas, strokes: list[list[tuple[int, int]]]) ->
     return page.evaluate("() => window.__shown - window.__up")
 
 
-def clear_canvas(page, canvas) -> None:
-    """The canvas toolbar's bin (it shows while the pointer is over the canvas)."""
-    canvas.hover()
-    page.locator(".dc-toolbar button[title^='Reset canvas']").click()
-    page.locator(".predicted-digit").wait_for(state="detached")
+def clear_canvas(page) -> None:
+    """The page's Clear button under the canvas; then no reading is shown."""
+    page.get_by_role("button", name="Clear").click()
+    page.locator(".predicted-digit, .predicted-number").first.wait_for(state="detached")
 
 
-def stroke(page, canvas, strokes: list[list[tuple[int, int]]]) -> None:
-    """Draw polylines with the mouse on the canvas (coordinates in canvas pixels)."""
+def number_strokes(text: str, *, start: float = 0.12, advance: float = 0.5) -> list[list[tuple[float, float]]]:
+    """The strokes of a number written left to right with DIGIT_STROKES, `advance` canvas heights apart."""
+    return [
+        [(start + i * advance + x, y) for x, y in line] for i, digit in enumerate(text) for line in DIGIT_STROKES[digit]
+    ]
+
+
+def _points(canvas, line: list[tuple[float, float]], steps: int = 15) -> list[tuple[float, float]]:
+    """A polyline in canvas heights -> page points, `steps` per segment."""
     box = canvas.bounding_box()
+    side = box["height"]
+    corners = [(box["x"] + x * side, box["y"] + y * side) for x, y in line]
+    points = [corners[0]]
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:], strict=False):
+        points += [(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps) for k in range(1, steps + 1)]
+    return points
+
+
+def stroke(page, canvas, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw polylines with the mouse on the canvas (coordinates in canvas heights)."""
     for line in strokes:
-        x, y = line[0]
-        page.mouse.move(box["x"] + x, box["y"] + y)
+        points = _points(canvas, line)
+        page.mouse.move(*points[0])
         page.mouse.down()
-        for x, y in line[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=15)
+        for x, y in points[1:]:
+            page.mouse.move(x, y)
         page.mouse.up()
+
+
+def touch_stroke(page, canvas, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw polylines with a finger (CDP touch events, as a phone sends them; coordinates in canvas heights)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        for line in strokes:
+            points = _points(canvas, line)
+            for kind, (x, y) in [("touchStart", points[0])] + [("touchMove", p) for p in points[1:]]:
+                cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        cdp.detach()
