@@ -6,7 +6,7 @@ from ui import sidebar, views
 from ui.icon import page_icon
 
 # A phone starts with the sidebar closed: the page itself is what fits its screen.
-sidebar_state = "collapsed" if views.is_phone(st.context.headers.get("User-Agent")) else "auto"
+sidebar_state = "collapsed" if views.on_phone() else "auto"
 st.set_page_config(
     page_title="Digit recognizer", page_icon=page_icon(), layout="wide", initial_sidebar_state=sidebar_state
 )

@@ -144,7 +144,7 @@ def drawing() -> None:
     with canvas_col:
         drawn = canvas.draw("draw")
     with reading_col:
-        if drawn is None or not drawn.objects:
+        if not drawn.objects:
             st.info(EMPTY, icon=":material/draw:")
             return
         if drawn.png is None:

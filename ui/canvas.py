@@ -15,12 +15,16 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from ui import views
+
 MIN_HEIGHT = 160  # px: room for a digit drawn with a finger
 MAX_WIDTH = 900  # px: about twelve digits as tall as a single one
 ASPECT = 0.6  # height / width: one digit fills the middle, a few digits fit side by side
 WINDOW_SHARE = 0.45  # at most this share of the window's height, so the reading fits below (or beside) it
 PENS = {"Thin": 0.05, "Medium": 0.07, "Thick": 0.1}  # stroke width / canvas height: the same ink at any size
 DEFAULT_PEN = "Medium"
+GUESS_PHONE = (352, 844)  # (column width, window height) before the probe has measured them: a phone upright
+GUESS_DESKTOP = (456, 800)  # and a laptop's window with the sidebar open
 STEP = 8  # px: widths are reported in steps, so a scrollbar coming and going does not resize the canvas
 
 _FIT_JS = """
@@ -153,13 +157,14 @@ def arrive(key: str = "draw") -> None:
         pad.reseed(pad.state["objects"], pad.state["png"])
 
 
-def draw(key: str = "draw") -> Drawing | None:
-    """The canvas and its buttons; returns what is drawn (None until the column's width is known)."""
+def draw(key: str = "draw") -> Drawing:
+    """The canvas and its buttons; returns what is drawn."""
     pad = Canvas(key)
     fit = FIT(data={"step": STEP}, key=f"{key}_fit", default={"size": None}, on_size_change=lambda: None)
-    if not fit.get("size"):
-        return None
-    size = canvas_size(int(fit["size"]["width"]), int(fit["size"]["height"]))
+    if fit.get("size"):
+        size = canvas_size(int(fit["size"]["width"]), int(fit["size"]["height"]))
+    else:  # not measured yet: paint at once at the size last measured, or a likely one, and fit it after
+        size = pad.state["size"] or canvas_size(*(GUESS_PHONE if views.on_phone() else GUESS_DESKTOP))
     if size != pad.state["size"]:
         pad.resize(size)
     width, height = size

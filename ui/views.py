@@ -136,9 +136,9 @@ STYLE = """
 """
 
 
-def is_phone(user_agent: str | None) -> bool:
-    """A phone's browser, by its user agent (tablets and desktops say no "Mobile")."""
-    return bool(user_agent) and "Mobile" in user_agent
+def on_phone() -> bool:
+    """This session's browser is a phone's, by its user agent (tablets and desktops say no "Mobile")."""
+    return "Mobile" in (st.context.headers.get("User-Agent") or "")
 
 
 def page_start() -> None:
