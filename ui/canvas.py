@@ -24,7 +24,7 @@ WINDOW_SHARE = 0.45  # at most this share of the window's height, so the reading
 PENS = {"Thin": 0.05, "Medium": 0.07, "Thick": 0.1}  # stroke width / canvas height: the same ink at any size
 DEFAULT_PEN = "Medium"
 GUESS_PHONE = (352, 844)  # (column width, window height) before the probe has measured them: a phone upright
-GUESS_DESKTOP = (456, 800)  # and a laptop's window with the sidebar open
+GUESS_DESKTOP = (456, 800)  # and a laptop's window (1280x800) with the sidebar open
 STEP = 8  # px: widths are reported in steps, so a scrollbar coming and going does not resize the canvas
 
 _FIT_JS = """
@@ -49,29 +49,41 @@ function hideToolbarsSoon() {
   requestAnimationFrame(hideToolbars);  // a shadow root attached just after its host was inserted
 }
 
+// Streamlit calls this on every rerun that changes `data`; the observers are set up once per element.
+const probes = new WeakMap();
+
 export default function ({ parentElement, setStateValue, data }) {
-  const probe = parentElement.querySelector('.fit-probe');
-  let last = null;
+  let probe = probes.get(parentElement);
+  if (probe) {
+    probe.setStateValue = setStateValue;
+    return probe.cleanup;
+  }
+  const element = parentElement.querySelector('.fit-probe');
+  probe = { setStateValue, last: data.known };  // what the canvas is sized for already: no rerun for that
   const report = () => {
-    const width = Math.floor(probe.getBoundingClientRect().width / data.step) * data.step;
+    const width = Math.floor(element.getBoundingClientRect().width / data.step) * data.step;
     const height = window.innerHeight;
-    if (width > 0 && (!last || last.width !== width || Math.abs(last.height - height) > 40)) {
-      last = { width, height };
-      setStateValue('size', last);
+    const last = probe.last;
+    if (width > 0 && (last.width !== width || Math.abs(last.height - height) > 40)) {
+      probe.last = { width, height };
+      probe.setStateValue('size', probe.last);
     }
   };
   const resized = new ResizeObserver(report);
-  resized.observe(probe);
+  resized.observe(element);
   window.addEventListener('resize', report);
   const mounted = new MutationObserver(hideToolbarsSoon);
   mounted.observe(document.body, { childList: true, subtree: true });
   hideToolbarsSoon();
   report();
-  return () => {
+  probe.cleanup = () => {
     resized.disconnect();
     mounted.disconnect();
     window.removeEventListener('resize', report);
+    probes.delete(parentElement);
   };
+  probes.set(parentElement, probe);
+  return probe.cleanup;
 }
 """
 
@@ -160,11 +172,18 @@ def arrive(key: str = "draw") -> None:
 def draw(key: str = "draw") -> Drawing:
     """The canvas and its buttons; returns what is drawn."""
     pad = Canvas(key)
-    fit = FIT(data={"step": STEP}, key=f"{key}_fit", default={"size": None}, on_size_change=lambda: None)
+    # Until the column is measured the canvas paints at once at the size last measured, or at a likely one;
+    # the probe then reports only a column and window other than those.
+    known = pad.state.get("column") or (GUESS_PHONE if views.on_phone() else GUESS_DESKTOP)
+    fit = FIT(
+        data={"step": STEP, "known": {"width": known[0], "height": known[1]}},
+        key=f"{key}_fit",
+        default={"size": None},
+        on_size_change=lambda: None,
+    )
     if fit.get("size"):
-        size = canvas_size(int(fit["size"]["width"]), int(fit["size"]["height"]))
-    else:  # not measured yet: paint at once at the size last measured, or a likely one, and fit it after
-        size = pad.state["size"] or canvas_size(*(GUESS_PHONE if views.on_phone() else GUESS_DESKTOP))
+        pad.state["column"] = (int(fit["size"]["width"]), int(fit["size"]["height"]))
+    size = canvas_size(*(pad.state.get("column") or known))
     if size != pad.state["size"]:
         pad.resize(size)
     width, height = size
