@@ -805,6 +805,9 @@ class Store:
     # A training row whose heartbeat is older than this is failed when read: its process is gone (a job
     # beats every few seconds, mnist.finetune.HEARTBEAT_SECONDS; this leaves room for clocks a little apart).
     STALE_TRAINING_SECONDS = 30.0
+    # A call that carries a version's weights (~1.1 MB: registering, finishing or loading one) may take this long:
+    # they are rare and off the prediction path, and a busy machine can take over a second to write that much.
+    WEIGHTS_SECONDS = 10.0
 
     def __init__(
         self,
@@ -1406,6 +1409,7 @@ class Store:
 
         def work(abandoned: threading.Event) -> ModelVersion:
             with self._sessions() as session:
+                self._allow_weights_time(session)
                 session.execute(added)
                 self._commit(session, abandoned, f"shipped model {version}")  # type: ignore[arg-type]
                 try:
@@ -1415,7 +1419,7 @@ class Store:
                     session.rollback()
                 return _to_model_version(_existing_model(session, version))
 
-        return self._call(work, self.history_timeout)
+        return self._call(work, self.WEIGHTS_SECONDS)
 
     def start_model(self, version: str, *, parent: str, recipe: dict[str, Any]) -> ModelVersion:
         """Add a version in training, fine-tuned from `parent`; TrainingInProgress while another trains.
@@ -1482,14 +1486,22 @@ class Store:
     def _update_training(self, version: str, values: dict[str, Any], what: str) -> bool:
         version = _check_version(version)
         statement = update(ModelRow).where(ModelRow.version == version, ModelRow.status == "training").values(values)
+        weights = "weights" in values
 
         def work(abandoned: threading.Event) -> bool:
             with self.engine.connect() as conn:
+                if weights:
+                    self._allow_weights_time(conn)
                 changed = conn.execute(statement).rowcount
                 self._commit(conn, abandoned, f"model {version} {what}")
                 return bool(changed)
 
-        return self._call(work, self.history_timeout)
+        return self._call(work, self.WEIGHTS_SECONDS if weights else self.history_timeout)
+
+    def _allow_weights_time(self, conn: Connection | Session) -> None:
+        """PostgreSQL gives this transaction's statements WEIGHTS_SECONDS, not a history call's statement_timeout."""
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(text(f"SET LOCAL statement_timeout = {math.ceil(self.WEIGHTS_SECONDS * 1000)}"))
 
     def _fail_stale(self, session: Session) -> None:
         """Training rows whose heartbeat stopped: their process is gone, so they are failed (and say so)."""
@@ -1534,7 +1546,8 @@ class Store:
         version = _check_version(version)
 
         def work(_abandoned: threading.Event) -> bytes:
-            with self.engine.connect() as conn:
+            with self.engine.connect() as conn, conn.begin():
+                self._allow_weights_time(conn)
                 found = conn.execute(
                     select(ModelRow.status, ModelRow.weights).where(ModelRow.version == version)
                 ).first()
@@ -1544,7 +1557,7 @@ class Store:
                 raise ModelNotReady(f"version {version} has no weights: it is {found.status}")
             return bytes(found.weights)
 
-        return self._call(work, self.history_timeout)
+        return self._call(work, self.WEIGHTS_SECONDS)
 
     def active_model(self) -> str | None:
         """The active version's name (one indexed row), or None before any is registered."""
