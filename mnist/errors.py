@@ -53,3 +53,31 @@ class RecordNotFound(EngineError):
 
 class IdempotencyConflict(EngineError):
     """An Idempotency-Key already used for a different request (HTTP 422): its first answer stands."""
+
+
+class ModelNotFound(EngineError):
+    """No model version has that name (HTTP 404)."""
+
+
+class ModelConflict(EngineError):
+    """The model registry cannot do that now (HTTP 409); the subclasses say why."""
+
+
+class TrainingInProgress(ModelConflict):
+    """A fine-tune is already training: one at a time, across every app process."""
+
+
+class ModelNotReady(ModelConflict):
+    """A version that has no weights to serve: still training, or failed."""
+
+
+class ActivationRefused(ModelConflict):
+    """The gate refused a candidate (worse than its parent on the history holdout or on MNIST); force overrides it."""
+
+
+class NothingToLearn(EngineError):
+    """A fine-tune was asked for, but no row of the history is labelled (HTTP 422)."""
+
+
+class TrainingDataMissing(EngineError):
+    """A fine-tune needs MNIST's training files for its replay, and MNIST_DATA_DIR does not hold them (HTTP 503)."""

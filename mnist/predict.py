@@ -1,8 +1,14 @@
-"""Shipped weights -> Prediction. The model loads once per process; inference is thread-safe."""
+"""Weights -> Prediction. The model loads once per process; inference is thread-safe.
+
+The process serves one predictor at a time (get_predictor): the shipped weights until mnist.registry swaps in
+the version the registry says is active (serve). A swap is one reference assignment: a call under way
+finishes on the predictor it started with, the next one uses the new; none sees a half-loaded network.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -20,26 +26,43 @@ from mnist.preprocess import ImageInput, View, candidate_views
 from mnist.results import Prediction
 
 
+def weights_version(data: bytes) -> str:
+    """First 12 hex digits of the weights' sha256: changes whenever the weights do."""
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
 def model_version_of(weights_path: Path) -> str:
-    """First 12 hex digits of the weights file's sha256: changes whenever the weights do."""
-    return hashlib.sha256(weights_path.read_bytes()).hexdigest()[:12]
+    """The version of a weights file (weights_version of its bytes)."""
+    return weights_version(weights_path.read_bytes())
 
 
-def read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
-    """A plain state dict (tensors only: weights_only, never pickle)."""
-    return torch.load(weights_path, map_location="cpu", weights_only=True)
+def read_weights(weights_path: Path | bytes) -> dict[str, torch.Tensor]:
+    """A plain state dict from a file or its bytes (tensors only: weights_only, never pickle)."""
+    source = io.BytesIO(weights_path) if isinstance(weights_path, bytes) else weights_path
+    return torch.load(source, map_location="cpu", weights_only=True)
+
+
+def weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """A state dict as the bytes torch.save writes to a weights file (read_weights reads them back)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def load_weights(net: torch.nn.Module, weights_path: Path, state: dict[str, torch.Tensor] | None = None) -> str:
-    """Load the weights (`state`, if already read) into `net`, in eval mode; -> their version.
+    """Load the weights (`state`, if already read) into `net`, in eval mode; -> their version."""
+    fit_weights(net, read_weights(weights_path) if state is None else state, weights_path.name)
+    return model_version_of(weights_path)
+
+
+def fit_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """Load a state dict into `net`, in eval mode; RuntimeError naming `name` when it does not fit.
 
     Weights saved before calibration existed lack the temperature and thresholds: they keep the defaults."""
-    state = read_weights(weights_path) if state is None else state
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or set(missing) - CALIBRATION:
-        raise RuntimeError(f"{weights_path.name} does not fit the network: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(f"{name} does not fit the network: missing {missing}, unexpected {unexpected}")
     net.eval()
-    return model_version_of(weights_path)
 
 
 CALIBRATION = {"temperature", "unsure_below", "not_a_digit_from"}  # buffers chosen after training
@@ -64,6 +87,7 @@ class MicroBatcher:
         self, forward: Callable[[np.ndarray], np.ndarray], max_rows: int = 256, gather: float = 0.0, idle: float = 5.0
     ) -> None:
         self.forward = forward
+        self.gather = gather
         self._worker: BatchWorker[tuple[np.ndarray, Future[np.ndarray]]] = BatchWorker(
             self._pass, name="mnist-micro-batcher", limit=max_rows, size=lambda item: len(item[0]), gather=gather,
             idle=idle,
@@ -95,11 +119,24 @@ class MicroBatcher:
 class Predictor:
     """A loaded network. Forward passes in eval/inference mode mutate nothing, so threads may share it."""
 
-    def __init__(self, weights_path: Path = WEIGHTS_PATH) -> None:
-        state = read_weights(weights_path)
+    def __init__(
+        self,
+        weights_path: Path = WEIGHTS_PATH,
+        *,
+        state: dict[str, torch.Tensor] | None = None,
+        version: str = "",
+        split: bool = True,
+    ) -> None:
+        """The weights in `weights_path`, or a state dict already read (`state`) that the registry calls `version`.
+
+        `split`: big batches are split over the cores (the app); a fine-tune job measuring versions keeps to one."""
+        if state is None:
+            state, version = read_weights(weights_path), model_version_of(weights_path)
         self.net = Net(classes=int(state["head.6.weight"].shape[0]))  # 10 digits, or 12 with the verdict classes
-        self.model_version = load_weights(self.net, weights_path, state)
+        fit_weights(self.net, state, f"version {version}")
+        self.model_version = version
         for_inference(self.net)
+        self.split = split
         self.batcher: MicroBatcher | None = None
 
     def batch_concurrent_calls(self, gather: float = 0.0) -> MicroBatcher:
@@ -120,7 +157,7 @@ class Predictor:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities of a uint8 batch. With one intra-op thread (how the app runs, see
         get_predictor), a big batch is split over the cores on threads of its own: torch releases the GIL."""
-        if len(batch) < SPLIT_FROM or torch.get_num_threads() > 1 or CORES < 2:
+        if not self.split or len(batch) < SPLIT_FROM or torch.get_num_threads() > 1 or CORES < 2:
             return self._pass(batch)
         return np.concatenate(list(_SPLITTER.map(self._pass, np.array_split(batch, CORES))))
 
@@ -210,7 +247,7 @@ def load_once(load: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
-def _serving_predictor() -> Predictor:
+def _shipped_predictor() -> Predictor:
     """The shipped model, with torch on one intra-op thread for the whole process.
 
     A process that predicts serves requests on threads of its own (and shares the machine); intra-op
@@ -221,8 +258,28 @@ def _serving_predictor() -> Predictor:
     return Predictor()
 
 
-get_predictor = load_once(_serving_predictor)
-get_predictor.__doc__ = "The process-wide predictor, loaded on first use (see _serving_predictor)."
+get_shipped_predictor = load_once(_shipped_predictor)
+get_shipped_predictor.__doc__ = "The shipped weights' predictor, loaded on first use (see _shipped_predictor)."
+_served: Predictor | None = None  # what serve() put in place of the shipped predictor, if anything
+
+
+def get_predictor() -> Predictor:
+    """The process-wide predictor: the shipped one, or the one `serve` put in its place."""
+    served = _served
+    return served if served is not None else get_shipped_predictor()
+
+
+def serve(predictor: Predictor) -> Predictor:
+    """From now on get_predictor() answers with `predictor` (shared forward passes on, if they were); -> the one
+    it replaces. Calls under way finish on the predictor they started with."""
+    global _served
+    previous = get_predictor()
+    if previous.batcher is not None and predictor.batcher is None:
+        predictor.batch_concurrent_calls(previous.batcher.gather)
+    _served = predictor  # one reference replaced
+    return previous
+
+
 get_number_classifier = load_once(lambda: Predictor(NUMBER_CLASSIFIER_PATH))
 get_number_classifier.__doc__ = "The classifier the number reader scores its segments with, loaded on first use."
 

@@ -10,6 +10,10 @@ number row keeps every digit's 28x28 input (digit_inputs) and its true text (lab
 model_input, digit and probabilities are those of its least certain digit, whose confidence is the
 number's. A digit row's true digit is `label`. The reading's text is predicted_text, or the digit for a
 digit row: the History filters, stats and CSV read rows by that text.
+
+The `models` table is the model registry: every version of the digit classifier (the shipped weights,
+and each fine-tune of them) with its weights, its figures and its status; at most one is active (the one
+every app process serves) and at most one is training (mnist.registry and mnist.finetune use it).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,12 +46,14 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
     String,
+    Text,
     and_,
     case,
     create_engine,
@@ -59,6 +65,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -70,7 +77,14 @@ from sqlalchemy.types import TypeDecorator
 from mnist import logs, metrics
 from mnist.batching import BatchWorker
 from mnist.config import ROOT, get_settings
-from mnist.errors import IdempotencyConflict, RecordNotFound, StoreUnavailable
+from mnist.errors import (
+    IdempotencyConflict,
+    ModelNotFound,
+    ModelNotReady,
+    RecordNotFound,
+    StoreUnavailable,
+    TrainingInProgress,
+)
 from mnist.results import VERDICTS, Prediction
 
 SOURCES = ("draw", "upload", "camera", "api", "number")
@@ -117,6 +131,7 @@ class Base(DeclarativeBase):
             "ix": "ix_%(table_name)s_%(column_0_N_name)s",
             "ck": "ck_%(table_name)s_%(constraint_name)s",
             "pk": "pk_%(table_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
         }
     )
 
@@ -162,6 +177,7 @@ class PredictionRow(Base):
         Index("ix_predictions_idempotency_key", "idempotency_key", unique=True),
         # The number rows, for the "contains" filters: a LIKE '%4%' has no portable index, but it only runs there.
         Index("ix_predictions_predicted_text", "predicted_text"),
+        Index("ix_predictions_model_version_created_at", "model_version", "created_at"),
         CheckConstraint("source IN ('draw', 'upload', 'camera', 'api', 'number')", name="source"),
         CheckConstraint("digit BETWEEN 0 AND 9", name="digit"),
         CheckConstraint("label BETWEEN 0 AND 9", name="label"),
@@ -186,6 +202,56 @@ class PredictionRow(Base):
     )
 
 
+MODEL_STATUSES = ("training", "ready", "failed", "active", "retired")
+# Statuses whose rows hold weights: a version that is training or failed has none to serve.
+SERVABLE = ("ready", "active", "retired")
+
+
+class ModelRow(Base):
+    """One version of the digit classifier in the registry. Keep in step with migrations/versions (tests compare).
+
+    `parent` is the version it was fine-tuned from; the shipped weights have none. `weights` is a torch.save'd
+    state dict (tensors only: loaded with weights_only=True), ~1.1 MB, so every app process can load any
+    version from the database it already shares. A training row's `heartbeat_at` moves every few seconds
+    while its process lives (`worker` names it, host:pid); one that stops moving is failed when read.
+    """
+
+    __tablename__ = "models"
+
+    version: Mapped[str] = mapped_column(String(MAX_TEXT), primary_key=True)
+    parent: Mapped[str | None] = mapped_column(String(MAX_TEXT), ForeignKey("models.version"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float(), server_default="0")
+    stage: Mapped[str | None] = mapped_column(String(MAX_TEXT))  # what a training job is doing now, for people
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker: Mapped[str | None] = mapped_column(String(MAX_FILENAME))
+    rows_trained_on: Mapped[int | None] = mapped_column(Integer())
+    recipe: Mapped[dict[str, Any]] = mapped_column(JSON())
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+    error: Mapped[str | None] = mapped_column(Text())
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary(), deferred=True)  # read only by model_weights()
+
+    __table_args__ = (
+        # One job at a time and one served version, even between processes: partial unique indexes (SQLite and
+        # PostgreSQL both have them) make a second 'training' or 'active' row an IntegrityError.
+        Index(
+            "ix_models_one_training", "status", unique=True,
+            sqlite_where=text("status = 'training'"), postgresql_where=text("status = 'training'"),
+        ),
+        Index(
+            "ix_models_one_active", "status", unique=True,
+            sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'"),
+        ),
+        CheckConstraint("status IN ('training', 'ready', 'failed', 'active', 'retired')", name="status"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+        CheckConstraint("(weights IS NULL) = (status IN ('training', 'failed'))", name="weights"),
+    )  # fmt: skip
+
+
 # --- value types ----------------------------------------------------------------------------------
 
 
@@ -196,6 +262,7 @@ class Filters:
     `digit` and `text` match what a row read: `digit` the rows whose text holds that digit (a digit row of
     it, or a number row with it anywhere), `text` those whose text holds that run of digits ("40" finds
     "4096" and "140"). `labelled` means a label of either kind: a digit row's digit, a number row's text.
+    `model_version` keeps the rows that version of the classifier read (exactly; see the models registry).
     """
 
     digit: int | None = None
@@ -207,10 +274,13 @@ class Filters:
     min_confidence: float | None = None
     max_confidence: float | None = None
     verdict: str | None = None
+    model_version: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is not None:
             _check_verdict(self.verdict)
+        if self.model_version is not None:
+            _check_text(self.model_version, "model_version filter")
         if self.digit is not None:
             _check_digit(self.digit, "digit filter")
         if self.text is not None:
@@ -262,6 +332,50 @@ class Record:
     def text(self) -> str:
         """What was read: the number's digits, or the one digit."""
         return _text_of(self.predicted_text, self.digit)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: ndarrays
+class LabelledInput:
+    """A labelled row as a fine-tune learns from it: what the model saw, and what it really shows.
+
+    A digit row gives its one input and its digit; a number row its digits' inputs, left to right, and its
+    label's text, which may have more or fewer digits than were read (None: saved before 0005, none kept).
+    """
+
+    id: int
+    inputs: np.ndarray | None  # (n, 28, 28) uint8, read-only
+    label_text: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One version of the digit classifier in the registry, without its weights (Store.model_weights reads them).
+
+    status: training (progress 0-1 and stage say how far), ready (trained, not served yet), failed (error says
+    why), active (the version every app process serves) or retired (served before, then replaced).
+    metrics and gate are what mnist.finetune measured; recipe how the version was made.
+    """
+
+    version: str
+    parent: str | None
+    created_at: datetime
+    status: str
+    progress: float
+    stage: str | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    activated_at: datetime | None
+    worker: str | None
+    rows_trained_on: int | None
+    recipe: dict[str, Any]
+    metrics: dict[str, Any] | None
+    gate: dict[str, Any] | None
+    error: str | None
+
+    @property
+    def is_shipped(self) -> bool:
+        """The weights the project ships (version zero): the one version with no parent."""
+        return self.parent is None
 
 
 @dataclass(frozen=True)
@@ -358,6 +472,13 @@ def _existing_row(session: Session, record_id: int) -> PredictionRow:
     row = session.get(PredictionRow, record_id)
     if row is None:
         raise RecordNotFound(f"no prediction with id {record_id}")
+    return row
+
+
+def _existing_model(session: Session, version: str) -> ModelRow:
+    row = session.get(ModelRow, version)
+    if row is None:
+        raise ModelNotFound(f"no model version {version}")
     return row
 
 
@@ -516,6 +637,8 @@ def _conditions(f: Filters) -> list[Any]:
         found.append(row.confidence <= f.max_confidence)
     if f.verdict is not None:
         found.append(row.verdict == f.verdict)
+    if f.model_version is not None:
+        found.append(row.model_version == f.model_version)
     return found
 
 
@@ -566,6 +689,30 @@ def _to_record(row: PredictionRow) -> Record:
             None if row.digit_inputs is None else np.frombuffer(row.digit_inputs, np.uint8).reshape(-1, *INPUT_SHAPE)
         ),
     )
+
+
+def _to_model_version(row: ModelRow) -> ModelVersion:
+    return ModelVersion(
+        version=row.version,
+        parent=row.parent,
+        created_at=row.created_at,
+        status=row.status,
+        progress=float(row.progress),
+        stage=row.stage,
+        heartbeat_at=row.heartbeat_at,
+        finished_at=row.finished_at,
+        activated_at=row.activated_at,
+        worker=row.worker,
+        rows_trained_on=row.rows_trained_on,
+        recipe=dict(row.recipe or {}),
+        metrics=row.metrics,
+        gate=row.gate,
+        error=row.error,
+    )
+
+
+def _check_version(version: object) -> str:
+    return _check_text(version, "model version")
 
 
 # text and label_text are the reading's text and its label as text, for both kinds of row (as Record has them).
@@ -655,6 +802,12 @@ class Store:
     PROBE_SECONDS = 1.0
     MAX_GROUP = 256  # saves written in one transaction at most
     WRITER_IDLE_SECONDS = 5.0
+    # A training row whose heartbeat is older than this is failed when read: its process is gone (a job
+    # beats every few seconds, mnist.finetune.HEARTBEAT_SECONDS; this leaves room for clocks a little apart).
+    STALE_TRAINING_SECONDS = 30.0
+    # A call that carries a version's weights (~1.1 MB: registering, finishing or loading one) may take this long:
+    # they are rare and off the prediction path, and a busy machine can take over a second to write that much.
+    WEIGHTS_SECONDS = 10.0
 
     def __init__(
         self,
@@ -1224,6 +1377,239 @@ class Store:
             if len(rows) < chunk_rows:
                 return
             after = (rows[-1].created_at, rows[-1].id)
+
+    # --- the model registry -----------------------------------------------------------------------
+
+    def _insert_or_skip(self, table: Any, values: dict[str, Any]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING on the primary key: of two processes racing, one adds the row."""
+        dialects = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+        if self.engine.dialect.name not in dialects:
+            raise ValueError("the model registry needs PostgreSQL or SQLite")
+        return dialects[self.engine.dialect.name](table).values(values).on_conflict_do_nothing()
+
+    def add_shipped_model(
+        self, version: str, weights: bytes, *, recipe: dict[str, Any], metrics: dict[str, Any] | None
+    ) -> ModelVersion:
+        """Register the shipped weights (version zero) unless they are already; they become active when no
+        version is. Processes racing to do it add one row and one active version."""
+        version = _check_version(version)
+        now = datetime.now(UTC)
+        values = {
+            "version": version, "parent": None, "created_at": now, "status": "ready", "progress": 1.0,
+            "finished_at": now, "recipe": recipe, "metrics": metrics, "weights": bytes(weights),
+        }  # fmt: skip
+        added = self._insert_or_skip(ModelRow, values)
+
+        activated = (
+            update(ModelRow)
+            .where(ModelRow.version == version, ModelRow.status.in_(SERVABLE))
+            .where(~select(ModelRow.version).where(ModelRow.status == "active").exists())
+            .values(status="active", activated_at=now)
+        )
+
+        def work(abandoned: threading.Event) -> ModelVersion:
+            with self._sessions() as session:
+                self._allow_weights_time(session)
+                session.execute(added)
+                self._commit(session, abandoned, f"shipped model {version}")  # type: ignore[arg-type]
+                try:
+                    session.execute(activated)
+                    self._commit(session, abandoned, f"shipped model {version} active")  # type: ignore[arg-type]
+                except sa_exc.IntegrityError:  # another process made a version active meanwhile: it stands
+                    session.rollback()
+                return _to_model_version(_existing_model(session, version))
+
+        return self._call(work, self.WEIGHTS_SECONDS)
+
+    def start_model(self, version: str, *, parent: str, recipe: dict[str, Any]) -> ModelVersion:
+        """Add a version in training, fine-tuned from `parent`; TrainingInProgress while another trains.
+
+        A training row whose process died (its heartbeat stale) is failed first, so it blocks nobody.
+        """
+        version, parent = _check_version(version), _check_version(parent)
+        now = datetime.now(UTC)
+
+        def work(abandoned: threading.Event) -> ModelVersion:
+            with self._sessions() as session:
+                self._fail_stale(session)
+                _existing_model(session, parent)
+                row = ModelRow(
+                    version=version, parent=parent, created_at=now, status="training", progress=0.0,
+                    stage="starting", heartbeat_at=now, recipe=recipe,
+                )  # fmt: skip
+                session.add(row)
+                try:
+                    session.flush()
+                except sa_exc.IntegrityError:
+                    session.rollback()
+                    training = session.scalar(select(ModelRow.version).where(ModelRow.status == "training"))
+                    raise TrainingInProgress(
+                        f"version {training} is training: one fine-tune at a time (wait for it, or for it to fail)"
+                    ) from None
+                self._commit(session, abandoned, f"model {version} started")  # type: ignore[arg-type]
+                return _to_model_version(row)
+
+        return self._call(work, self.history_timeout)
+
+    def model_heartbeat(self, version: str, progress: float, stage: str, *, worker: str | None = None) -> bool:
+        """A training job's sign of life, with how far it is (and, once, the process it runs in: host:pid); False
+        when the version is no longer training (it was failed meanwhile): the job should stop."""
+        values = {"progress": _check_fraction(progress, "progress"), "stage": _check_text(stage, "stage")}
+        if worker is not None:
+            values["worker"] = _check_text(worker, "worker")
+        return self._update_training(version, values | {"heartbeat_at": datetime.now(UTC)}, "heartbeat")
+
+    def finish_model(
+        self,
+        version: str,
+        *,
+        weights: bytes,
+        metrics: dict[str, Any],
+        gate: dict[str, Any],
+        rows_trained_on: int,
+    ) -> ModelVersion:
+        """A training version is ready: its weights, figures and the gate's verdict. ModelNotReady when it is not
+        training any more (it was failed meanwhile)."""
+        values = {
+            "status": "ready", "progress": 1.0, "stage": None, "finished_at": datetime.now(UTC),
+            "weights": bytes(weights), "metrics": metrics, "gate": gate, "rows_trained_on": int(rows_trained_on),
+        }  # fmt: skip
+        if not self._update_training(version, values, "finished"):
+            raise ModelNotReady(f"version {version} is not training any more (it was marked failed)")
+        return self.model(version)
+
+    def fail_model(self, version: str, error: str) -> bool:
+        """Mark a training version failed, saying why; False when it was not training (nothing changes)."""
+        values = {"status": "failed", "stage": None, "finished_at": datetime.now(UTC), "error": str(error)[:2000]}
+        return self._update_training(version, values, "failed")
+
+    def _update_training(self, version: str, values: dict[str, Any], what: str) -> bool:
+        version = _check_version(version)
+        statement = update(ModelRow).where(ModelRow.version == version, ModelRow.status == "training").values(values)
+        weights = "weights" in values
+
+        def work(abandoned: threading.Event) -> bool:
+            with self.engine.connect() as conn:
+                if weights:
+                    self._allow_weights_time(conn)
+                changed = conn.execute(statement).rowcount
+                self._commit(conn, abandoned, f"model {version} {what}")
+                return bool(changed)
+
+        return self._call(work, self.WEIGHTS_SECONDS if weights else self.history_timeout)
+
+    def _allow_weights_time(self, conn: Connection | Session) -> None:
+        """PostgreSQL gives this transaction's statements WEIGHTS_SECONDS, not a history call's statement_timeout."""
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(text(f"SET LOCAL statement_timeout = {math.ceil(self.WEIGHTS_SECONDS * 1000)}"))
+
+    def _fail_stale(self, session: Session) -> None:
+        """Training rows whose heartbeat stopped: their process is gone, so they are failed (and say so)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.STALE_TRAINING_SECONDS)
+        session.execute(
+            update(ModelRow)
+            .where(ModelRow.status == "training", ModelRow.heartbeat_at < cutoff)
+            .values(
+                status="failed", stage=None, finished_at=datetime.now(UTC),
+                error=f"the training process stopped (no heartbeat for {self.STALE_TRAINING_SECONDS:g} s)",
+            )
+        )  # fmt: skip
+
+    def models(self) -> list[ModelVersion]:
+        """Every version, newest first (a training version whose process died reads as failed)."""
+
+        def work(abandoned: threading.Event) -> list[ModelVersion]:
+            with self._sessions() as session:
+                self._fail_stale(session)
+                rows = session.scalars(select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.version))
+                found = [_to_model_version(row) for row in rows]
+                self._commit(session, abandoned, "stale models failed")  # type: ignore[arg-type]
+                return found
+
+        return self._call(work, self.history_timeout)
+
+    def model(self, version: str) -> ModelVersion:
+        """One version; ModelNotFound when there is none."""
+        version = _check_version(version)
+
+        def work(abandoned: threading.Event) -> ModelVersion:
+            with self._sessions() as session:
+                self._fail_stale(session)
+                found = _to_model_version(_existing_model(session, version))
+                self._commit(session, abandoned, "stale models failed")  # type: ignore[arg-type]
+                return found
+
+        return self._call(work, self.history_timeout)
+
+    def model_weights(self, version: str) -> bytes:
+        """A version's weights (torch.save'd state dict); ModelNotReady while it has none."""
+        version = _check_version(version)
+
+        def work(_abandoned: threading.Event) -> bytes:
+            with self.engine.connect() as conn, conn.begin():
+                self._allow_weights_time(conn)
+                found = conn.execute(
+                    select(ModelRow.status, ModelRow.weights).where(ModelRow.version == version)
+                ).first()
+            if found is None:
+                raise ModelNotFound(f"no model version {version}")
+            if found.weights is None:
+                raise ModelNotReady(f"version {version} has no weights: it is {found.status}")
+            return bytes(found.weights)
+
+        return self._call(work, self.WEIGHTS_SECONDS)
+
+    def active_model(self) -> str | None:
+        """The active version's name (one indexed row), or None before any is registered."""
+        query = select(ModelRow.version).where(ModelRow.status == "active")
+        found = self._call(lambda _abandoned: self._all(query), self.save_timeout)
+        return found[0].version if found else None
+
+    def activate_model(self, version: str, *, gate: dict[str, Any] | None = None) -> ModelVersion:
+        """Make a version with weights the active one (the one active before is retired), in one transaction;
+        `gate` replaces its gate record (a forced activation notes itself there). ModelNotReady without weights."""
+        version = _check_version(version)
+        now = datetime.now(UTC)
+
+        def work(abandoned: threading.Event) -> ModelVersion:
+            with self._sessions() as session:
+                row = _existing_model(session, version)
+                if row.status not in SERVABLE:
+                    raise ModelNotReady(f"version {version} is {row.status}: only a trained version can be served")
+                if row.status != "active":
+                    session.execute(update(ModelRow).where(ModelRow.status == "active").values(status="retired"))
+                    session.execute(
+                        update(ModelRow).where(ModelRow.version == version).values(status="active", activated_at=now)
+                    )
+                if gate is not None:
+                    session.execute(update(ModelRow).where(ModelRow.version == version).values(gate=gate))
+                self._commit(session, abandoned, f"model {version} activated")  # type: ignore[arg-type]
+                session.expire_all()
+                return _to_model_version(_existing_model(session, version))
+
+        return self._call(work, self.history_timeout)
+
+    def labelled_inputs(self, chunk_rows: int = 2000) -> list[LabelledInput]:
+        """Every labelled row's inputs and true text, oldest first, read chunk_rows rows per bounded query."""
+        row = PredictionRow
+        columns = (row.id, row.model_input, row.label, row.predicted_text, row.label_text, row.digit_inputs)
+        found: list[LabelledInput] = []
+        after = 0
+        while True:
+            query = select(*columns).where(row.labelled_at.is_not(None), row.id > after).order_by(row.id)
+            query = query.limit(chunk_rows)
+            rows = self._call(lambda _abandoned, q=query: self._all(q), self.history_timeout)
+            for r in rows:
+                if r.predicted_text is None:
+                    inputs = np.frombuffer(r.model_input, np.uint8).reshape(1, *INPUT_SHAPE)
+                    found.append(LabelledInput(r.id, inputs, str(r.label)))
+                else:
+                    inputs = None if r.digit_inputs is None else np.frombuffer(r.digit_inputs, np.uint8)
+                    shaped = None if inputs is None else inputs.reshape(-1, *INPUT_SHAPE)
+                    found.append(LabelledInput(r.id, shaped, r.label_text))
+            if len(rows) < chunk_rows:
+                return found
+            after = rows[-1].id
 
 
 def _csv_line(cells: list[str]) -> str:

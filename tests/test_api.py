@@ -37,6 +37,7 @@ from tests.support.api import (
     png,
 )
 from tests.support.history import EVERY_FILTER, expected_ids, seed_known
+from tests.support.models import REFUSED, add_candidate, serve_shipped
 from tests.support.sample import mnist_sample
 
 
@@ -821,3 +822,93 @@ def test_database_that_comes_back_is_migrated_then(tmp_path: Path, digits) -> No
         blocker.mkdir()
         second = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()
         assert second["saved"] is True and client.get("/api/v1/stats").json()["total"] == 1
+
+
+# ------------------------------------------------------------------ the model registry (see also test_finetune)
+
+
+@pytest.fixture
+def shipped_after():
+    """Serve the shipped weights again after a test that activated another version (its process-wide predictor)."""
+    yield
+    serve_shipped()
+
+
+def test_the_registry_shows_the_shipped_version_and_404s_an_unknown_one(client: TestClient) -> None:
+    shipped = get_predictor().model_version
+    (only,) = client.get("/api/v1/models").json()
+    assert only["version"] == shipped and only["shipped"] and only["status"] == "active" and only["parent"] is None
+    assert only["metrics"]["mnist"]["accuracy"] > 0.99 and only["progress"] == 1.0
+    assert client.get(f"/api/v1/models/{shipped}").json() == only
+    missing = client.get("/api/v1/models/ft-nothing")
+    assert missing.status_code == 404 and "ft-nothing" in missing.json()["detail"]
+
+
+def test_a_fine_tune_needs_labelled_rows_and_mnists_training_files(
+    client: TestClient, store: Store, digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nothing = client.post("/api/v1/models", json={"epochs": 3})
+    assert nothing.status_code == 422 and "labelled" in nothing.json()["detail"]
+    record_id = client.post("/image-predict", json={"image": b64(digits[0][1])}).json()["id"]
+    assert client.patch(f"/api/v1/predictions/{record_id}", json={"label": digits[0][0]}).status_code == 200
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path))  # no MNIST files there
+    missing = client.post("/api/v1/models")
+    assert missing.status_code == 503 and "MNIST_DATA_DIR" in missing.json()["detail"]
+    for body in ({"epochs": 0}, {"epochs": 101}, {"epochs": "many"}):
+        assert client.post("/api/v1/models", json=body).status_code == 422, body
+    assert [m["shipped"] for m in client.get("/api/v1/models").json()] == [True]  # nothing was registered
+
+
+def test_activation_over_the_api_follows_the_gate_and_rolls_back(
+    client: TestClient, store: Store, shipped_after
+) -> None:
+    shipped = get_predictor().model_version
+    good, refused = add_candidate(store, passed=True), add_candidate(store, passed=False, shift=-0.5)
+
+    answer = client.post(f"/api/v1/models/{refused.version}/activate", json={"force": False})
+    assert answer.status_code == 409 and REFUSED in answer.json()["detail"] and "force" in answer.json()["detail"]
+    assert client.get("/api/v1/health").json()["model_version"] == shipped
+
+    answer = client.post(f"/api/v1/models/{good.version}/activate")
+    assert answer.status_code == 200 and answer.json()["status"] == "active", answer.text
+    assert client.get("/api/v1/health").json()["model_version"] == good.version
+    saved = client.post("/image-predict", json=ORIGINAL_REQUEST).json()
+    assert client.get(f"/api/v1/predictions/{saved['id']}").json()["model_version"] == good.version
+    listed = client.get("/api/v1/predictions", params={"model_version": good.version}).json()
+    assert [item["id"] for item in listed["items"]] == [saved["id"]]
+
+    forced = client.post(f"/api/v1/models/{refused.version}/activate", json={"force": True})
+    assert forced.status_code == 200 and forced.json()["gate"]["forced_at"] and not forced.json()["gate"]["passed"]
+    statuses = {m["version"]: m["status"] for m in client.get("/api/v1/models").json()}
+    assert statuses == {refused.version: "active", good.version: "retired", shipped: "retired"}
+
+    back = client.post(f"/api/v1/models/{shipped}/activate")
+    assert back.status_code == 200 and client.get("/api/v1/health").json()["model_version"] == shipped
+
+    store.start_model("ft-busy", parent=shipped, recipe={})
+    busy = client.post("/api/v1/models/ft-busy/activate", json={"force": True})
+    assert busy.status_code == 409 and "training" in busy.json()["detail"]
+    assert client.post("/api/v1/models/ft-nothing/activate").status_code == 404
+    assert client.post(f"/api/v1/models/{good.version}/activate", json={"force": "yes"}).status_code == 422
+
+
+def test_the_model_operations_need_the_token_when_it_is_set(
+    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch, shipped_after
+) -> None:
+    candidate = add_candidate(store)
+    monkeypatch.setenv("MNIST_API_TOKEN", "s3cret-token")
+    operations = [
+        ("get", "/api/v1/models", None),
+        ("get", f"/api/v1/models/{candidate.version}", None),
+        ("post", "/api/v1/models", {}),
+        ("post", f"/api/v1/models/{candidate.version}/activate", {}),
+    ]
+    for method, path, body in operations:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            response = client.request(method, path, json=body, headers=headers)
+            assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer", path
+    assert store.active_model() != candidate.version  # nothing changed
+    good = {"Authorization": "Bearer s3cret-token"}
+    assert client.get("/api/v1/models", headers=good).status_code == 200
+    assert client.post(f"/api/v1/models/{candidate.version}/activate", headers=good).status_code == 200
+    assert client.post("/api/v1/models", json={}, headers=good).status_code == 422  # past the token: nothing labelled

@@ -256,3 +256,59 @@ def test_two_processes_migrating_at_once_both_succeed(postgres_url: str) -> None
     assert version(stores[0]) == HEAD
     for s in stores:
         s.engine.dispose()
+
+
+def test_0006_adds_the_model_registry_and_the_model_version_filter_and_back(store: Store) -> None:
+    store.migrate("0005")
+    record_id = store.save(fake(6, seed=6), source="draw")
+    assert "models" not in sa.inspect(store.engine).get_table_names()
+
+    store.migrate()
+    inspector = sa.inspect(store.engine)
+    assert {c["name"] for c in inspector.get_columns("models")} == set(Base.metadata.tables["models"].columns.keys())
+    assert {i["name"] for i in inspector.get_indexes("models")} == {"ix_models_one_training", "ix_models_one_active"}
+    table = Base.metadata.tables["models"]
+    checks = {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+    assert {c["name"] for c in inspector.get_check_constraints("models")} == checks
+    assert store.models() == [] and store.active_model() is None  # version zero is the app's to register
+    assert store.get(record_id).model_version == "m"
+    assert store.page(filters=Filters(model_version="m")).total == 1
+    assert store.page(filters=Filters(model_version="other")).total == 0
+
+    with store.engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005")
+    assert "models" not in sa.inspect(store.engine).get_table_names()
+    indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("predictions")}
+    assert "ix_predictions_model_version_created_at" not in indexes
+    store.migrate()
+    assert store.page().total == 1
+
+
+def model_values(version: str, status: str, **more: object) -> dict:
+    weights = None if status in ("training", "failed") else b"weights"
+    values = {"version": version, "created_at": datetime.now(UTC), "status": status, "recipe": {}, "weights": weights}
+    return values | more
+
+
+def test_constraints_guard_the_model_registry_below_the_store(store: Store) -> None:
+    store.migrate()
+    table = Base.metadata.tables["models"]
+    with store.engine.begin() as conn:
+        conn.execute(table.insert().values(model_values("zero", "active")))
+        conn.execute(table.insert().values(model_values("one", "training", parent="zero")))
+        conn.execute(table.insert().values(model_values("two", "ready", parent="zero")))
+    bad_rows = [
+        model_values("three", "active"),  # a second active version: every process would serve which?
+        model_values("three", "training"),  # a second job at once
+        model_values("three", "ready", weights=None),  # ready, but nothing to serve
+        model_values("three", "failed", weights=b"half a model"),
+        model_values("three", "zombie"),
+        model_values("three", "ready", progress=1.5),
+        model_values("zero", "retired"),  # the version is the key
+    ]
+    for values in bad_rows:
+        with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+            conn.execute(table.insert().values(values))
+    assert {m.version: m.status for m in store.models()} == {"zero": "active", "one": "training", "two": "ready"}

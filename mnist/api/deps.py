@@ -77,8 +77,16 @@ def history_filters(
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     verdict: Annotated[Literal[VERDICTS] | None, Query(description="What the engine made of the picture")] = None,
+    model_version: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Readings made by this model version (GET /api/v1/models lists them)",
+        ),
+    ] = None,
 ) -> Filters:
-    """The History page's nine filters as query parameters; none given means every row."""
+    """The History page's ten filters as query parameters; none given means every row."""
     return Filters(
         digit=digit,
         text=text,
@@ -89,6 +97,7 @@ def history_filters(
         min_confidence=min_confidence,
         max_confidence=max_confidence,
         verdict=verdict,
+        model_version=model_version,
     )
 
 

@@ -16,10 +16,14 @@ from mnist.errors import (
     IdempotencyConflict,
     ImageTooLarge,
     InvalidImage,
+    ModelConflict,
+    ModelNotFound,
     NoDigitFound,
+    NothingToLearn,
     RecordNotFound,
     StoreUnavailable,
     TooManyDigits,
+    TrainingDataMissing,
     UnsupportedImageType,
 )
 
@@ -37,12 +41,18 @@ def status_of(exc: EngineError) -> tuple[int, str]:
         if not message.startswith("no digit found"):
             message = f"no digit found: {message}" if message else "no digit found"
         return 422, message
-    if isinstance(exc, TooManyDigits | IdempotencyConflict):
+    if isinstance(exc, TooManyDigits | IdempotencyConflict | NothingToLearn):
         return 422, str(exc)
     if isinstance(exc, StoreUnavailable):
         return 503, "the history database is unavailable; try again later"
     if isinstance(exc, RecordNotFound):
         return 404, str(exc) or "no such prediction"
+    if isinstance(exc, ModelNotFound):
+        return 404, str(exc) or "no such model version"
+    if isinstance(exc, ModelConflict):  # one fine-tune at a time, a version without weights, the gate's refusal
+        return 409, str(exc)
+    if isinstance(exc, TrainingDataMissing):
+        return 503, str(exc)
     return 500, "internal error"
 
 

@@ -21,11 +21,13 @@ from starlette.routing import Mount, Route
 from mnist import logs
 from mnist.api import errors
 from mnist.api.middleware import AccessLog, BodyLimit, CrossOriginWrites, SecurityHeaders
-from mnist.api.routes import docs, health, history, metrics, numbers, predictions
+from mnist.api.routes import docs, health, history, metrics, models, numbers, predictions
 from mnist.config import get_settings
+from mnist.errors import EngineError
 from mnist.metrics import MODEL
 from mnist.predict import get_predictor
 from mnist.reader import get_reader
+from mnist.registry import ActiveModelWatcher, serve_active
 from mnist.store import Store, StoreProvider, shared_provider
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ PREDICT_THREADS = 8
 # How long start-up waits for the history's migration: a database that is hung or down at start costs
 # the start that much, then the app serves without a history and migrates once the database answers.
 MIGRATION_WAIT_SECONDS = 10.0
-ROUTERS = (predictions.router, numbers.router, history.router, health.router, metrics.router, docs.router)
+ROUTERS = (
+    predictions.router, numbers.router, history.router, models.router, health.router, metrics.router, docs.router,
+)  # fmt: skip
 
 
 def create_app(store: Store | None = None) -> FastAPI:
@@ -49,8 +53,10 @@ def create_app(store: Store | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         versions = await to_thread.run_sync(warm_up, provider)
+        watcher = ActiveModelWatcher(provider).start()  # serve whichever version the registry makes active
         log_start(provider, versions)
         yield
+        await to_thread.run_sync(watcher.stop)
 
     app = FastAPI(
         title=docs.TITLE,
@@ -89,20 +95,26 @@ def create_app(store: Store | None = None) -> FastAPI:
 
 
 def warm_up(provider: StoreProvider) -> dict[str, str]:
-    """Load the models and migrate the database before the first request; neither failure stops the server.
+    """Load the models, migrate the database and serve the registry's active version before the first request;
+    no failure stops the server (the shipped weights serve until the registry answers).
 
     Returns the models' versions ({} when the weights are missing: /api/v1/health says so).
     """
     try:
-        predictor = get_predictor()
-        predictor.batch_concurrent_calls()  # concurrent requests share forward passes
-        versions = {"model_version": predictor.model_version, "reader_version": get_reader().version}
+        get_predictor().batch_concurrent_calls()  # concurrent requests share forward passes
+        reader_version = get_reader().version
     except (OSError, RuntimeError) as exc:  # missing or unreadable weights
         logs.event(log, "model_not_loaded", level=logging.WARNING, detail=str(exc))
-        versions = {}
-    else:
-        MODEL.info(versions)
-    provider.get_or_none(wait=MIGRATION_WAIT_SECONDS)
+        provider.get_or_none(wait=MIGRATION_WAIT_SECONDS)
+        return {}
+    store = provider.get_or_none(wait=MIGRATION_WAIT_SECONDS)
+    if store is not None:
+        try:
+            serve_active(store)
+        except (EngineError, OSError, RuntimeError) as exc:  # the watcher tries again every few seconds
+            logs.event(log, "model_not_served", level=logging.WARNING, detail=f"{type(exc).__name__}: {exc}")
+    versions = {"model_version": get_predictor().model_version, "reader_version": reader_version}
+    MODEL.info(versions)
     return versions
 
 

@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictInt, StrictStr, Tag
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
 
 from mnist.results import NOT_SAVED, SAVE_FAILURES, VERDICTS, NumberOutcome, Outcome
-from mnist.store import Record
+from mnist.store import MODEL_STATUSES, ModelVersion, Record
 
 
 class ErrorOut(BaseModel):
@@ -21,15 +31,19 @@ class ErrorOut(BaseModel):
 ERRORS = {
     400: "The body is not valid JSON or multipart, the image not valid base64 or not an image, or "
     "Content-Length is not a number",
-    401: "PATCH and DELETE need `Authorization: Bearer <MNIST_API_TOKEN>` when that token is set",
+    401: "PATCH, DELETE and the /api/v1/models operations need `Authorization: Bearer <MNIST_API_TOKEN>` when "
+    "that token is set",
     403: "A write from a browser page on another origin that MNIST_ALLOWED_ORIGINS does not list",
-    404: "No history row has that id",
+    404: "No history row has that id, or no model version that name",
     408: "The request body stalled: no data for MNIST_BODY_TIMEOUT seconds, or not all of it within 60 s",
     413: "The body, the image file or its pixels are over their limit",
     415: "An image format that is not accepted (PNG, JPEG, GIF, BMP, WEBP, TIFF and HEIC/HEIF are)",
+    409: "A fine-tune is already training (one at a time); the version has no weights (training or failed); or "
+    "the gate refused the version (the detail gives its reasons; force overrides it)",
     422: "A missing or invalid field, parameter or header; no digit found; more than 12 digits; an "
-    "Idempotency-Key reused for a different request",
-    503: "The history database is unavailable (history reads and changes) or a model is not loaded (health)",
+    "Idempotency-Key reused for a different request; a fine-tune with no labelled rows to learn from",
+    503: "The history database is unavailable (history reads and changes, the model registry), a model is not "
+    "loaded (health), or MNIST's training files are missing (a fine-tune replays them)",
 }
 
 
@@ -224,6 +238,52 @@ class LabelUpdate(BaseModel):
     )
 
 
+class FineTuneRequest(BaseModel):
+    """How to fine-tune the active version on the labelled history (every field may be left out)."""
+
+    epochs: Annotated[StrictInt, BeforeValidator(_whole_number)] | None = Field(
+        None, ge=1, le=100, description="Passes over the labelled rows (default 12; at most 2,000 steps in all)"
+    )
+
+
+class ActivateRequest(BaseModel):
+    """Whether to override the gate."""
+
+    force: StrictBool = Field(
+        False,
+        description="Activate even though the gate refused the version (logged, and noted as gate.forced_at). "
+        "A version that has served before, or the shipped one, needs no force.",
+    )
+
+
+class ModelOut(BaseModel):
+    """One version of the digit classifier in the registry."""
+
+    version: str = Field(description="What every prediction row made by it records as model_version")
+    parent: str | None = Field(description="The version it was fine-tuned from; null for the shipped weights")
+    shipped: bool = Field(description="The shipped weights (version zero), always there to roll back to")
+    status: Literal[MODEL_STATUSES] = Field(
+        description="training; ready (trained, never served); failed (error says why); active (served by every app "
+        "process); retired (served before)"
+    )
+    progress: float = Field(description="0 to 1 while training; 1 once trained")
+    stage: str | None = Field(description='What a training job is doing now, e.g. "training: step 120 of 600"')
+    created_at: datetime
+    finished_at: datetime | None
+    activated_at: datetime | None = Field(description="When it last became the active version")
+    rows_trained_on: int | None = Field(description="Labelled history rows it learnt from (the holdout's excluded)")
+    recipe: dict[str, Any] = Field(description="How it was made: epochs, seed, learning rate, replay, frozen layers")
+    metrics: dict[str, Any] | None = Field(
+        description="Its figures: holdout, mnist and redrawn, each with accuracy, errors, count, "
+        "per_class_accuracy, confusion_matrix (rows: true digit) and verdicts; examples, steps and seconds"
+    )
+    gate: dict[str, Any] | None = Field(
+        description="passed, reasons (why not), parent, holdout_gain_points, mnist_change_points and "
+        "parent_metrics (the parent measured on the same sets); forced_at when activated by force"
+    )
+    error: str | None = Field(description="Why a failed version failed")
+
+
 class Health(BaseModel):
     """Liveness plus what the model and database are doing."""
 
@@ -271,6 +331,13 @@ def number_result_of(outcome: NumberOutcome) -> dict[str, Any]:
         "confidence": reading.confidence,
     }
     return out | history_fields(outcome)
+
+
+def model_of(model: ModelVersion) -> dict[str, Any]:
+    """A registry ModelVersion -> the API's model fields."""
+    fields = ("version", "parent", "status", "progress", "stage", "created_at", "finished_at", "activated_at")
+    fields += ("rows_trained_on", "recipe", "metrics", "gate", "error")
+    return {name: getattr(model, name) for name in fields} | {"shipped": model.is_shipped}
 
 
 def item_of(record: Record) -> dict[str, Any]:

@@ -15,7 +15,7 @@ BASE = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def fake(
-    digit: int = 3, confidence: float | None = None, seed: int = 0, verdict: str = "digit"
+    digit: int = 3, confidence: float | None = None, seed: int = 0, verdict: str = "digit", model_version: str = "test"
 ) -> types.SimpleNamespace:
     """A prediction-shaped object with random but reproducible contents (no model, no torch)."""
     rng = np.random.default_rng(seed)
@@ -27,7 +27,7 @@ def fake(
         confidence=probabilities[digit] if confidence is None else confidence,
         probabilities=probabilities,
         model_input=rng.integers(0, 256, size=(28, 28), dtype=np.uint8),
-        model_version="test",
+        model_version=model_version,
         verdict=verdict,
     )
 
@@ -80,8 +80,15 @@ def seed_known(store: Store) -> list[dict]:
             "label": None if i % 3 else (digit if i % 2 else (digit + 1) % 10),
             "created_at": BASE + timedelta(hours=i // 2),
             "verdict": VERDICTS[i * 3 % len(VERDICTS)],
+            "model_version": "ft-1" if i % 4 == 1 else "test",  # a fine-tuned version read some
         }
-        prediction = fake(digit=digit, confidence=row["confidence"], seed=i, verdict=row["verdict"])
+        prediction = fake(
+            digit=digit,
+            confidence=row["confidence"],
+            seed=i,
+            verdict=row["verdict"],
+            model_version=row["model_version"],
+        )
         row["id"] = store.save(prediction, source=row["source"])
         set_created_at(store, row["id"], row["created_at"])
         if row["label"] is not None:
@@ -92,7 +99,10 @@ def seed_known(store: Store) -> list[dict]:
         weakest = min(read)  # a number row stands on its least certain digit: any of its digits will do here
         row = {"text": read, "digit": int(weakest), "source": "number", "confidence": (i * 3 % 7) / 6}
         row |= {"label": truth, "created_at": BASE + timedelta(hours=2 * i + 1, minutes=30), "verdict": "digit"}
-        prediction = fake(digit=row["digit"], confidence=row["confidence"], seed=100 + i)
+        row["model_version"] = "ft-1" if i % 2 else "test"
+        prediction = fake(
+            digit=row["digit"], confidence=row["confidence"], seed=100 + i, model_version=row["model_version"]
+        )
         row["id"] = store.save(
             prediction, source="number", predicted_text=read, digit_inputs=number_inputs(read, seed=i)
         )
@@ -117,6 +127,7 @@ def expected_ids(rows: list[dict], f: Filters) -> list[int]:
             and (f.min_confidence is None or r["confidence"] >= f.min_confidence)
             and (f.max_confidence is None or r["confidence"] <= f.max_confidence)
             and (f.verdict is None or r["verdict"] == f.verdict)
+            and (f.model_version is None or r["model_version"] == f.model_version)
         )
 
     chosen = sorted((r for r in rows if keep(r)), key=lambda r: (r["created_at"], r["id"]), reverse=True)
@@ -152,4 +163,8 @@ EVERY_FILTER = [
     Filters(digit=9, source="draw"),  # matches nothing
     *[Filters(verdict=v) for v in VERDICTS],
     Filters(verdict="not_a_digit", labelled=False, min_confidence=0.3),
+    Filters(model_version="ft-1"),
+    Filters(model_version="test", labelled=True),
+    Filters(model_version="ft-1", source="number"),
+    Filters(model_version="ft-2"),  # matches nothing
 ]
