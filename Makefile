@@ -8,6 +8,12 @@ PORT ?= 8501
 # The machine's PostgreSQL, used by the database tests when nothing else is given.
 TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 export TEST_DATABASE_URL
+# The original MNIST files when shared/ beside the clone carries them (as .ci/run does): the full test set's
+# checks and the fine-tune's replay of training digits use them.
+ifneq ($(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),)
+MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
+export MNIST_DATA_DIR
+endif
 
 .PHONY: run test test-fast screenshots lint format benchmark train train-reader evaluate browser clean nginx proxy
 

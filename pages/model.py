@@ -8,7 +8,7 @@ import streamlit as st
 
 from mnist.config import MODEL_CARD_PATH, READER_CARD_PATH, get_settings
 from mnist.errors import InvalidDataset, StoreUnavailable
-from ui import charts, resources, views
+from ui import charts, resources, versions, views
 
 MAX_MISTAKES_SHOWN = 60
 GRID_COLUMNS = 10
@@ -148,6 +148,7 @@ def history_section() -> None:
 
 views.page_start()
 st.title("The model")
+versions.section()
 card = load_card()
 if card is None:
     st.warning("No model card found (weights/model_card.json). It is written by `make train`.")

@@ -741,6 +741,24 @@ def test_model_page_without_the_mnist_files_shows_the_shipped_samples_mistakes(m
     assert f"Test errors (of {count:,})" in [m.label for m in at.metric]  # the count in the label: nothing cut off
 
 
+def test_model_page_offers_a_fine_tune_once_there_are_corrections_and_only_when_unlocked(monkeypatch):
+    at = open_app(monkeypatch, page="pages/model.py")
+    assert "Nothing to learn from yet" in texts(at.info)
+    assert not [b for b in at.button if b.key == "finetune_start"]
+    version = texts(at.caption)
+    assert "(shipped)" in version  # version zero serves, registered on the first look
+
+    [row] = seed(current_url(), [(3, "draw", None)])
+    Store(current_url()).set_label(row, 3)
+    at.run()
+    assert at.button(key="finetune_start").label == "Fine-tune on 1 labelled row(s)"
+
+    monkeypatch.setenv("MNIST_API_TOKEN", "s3cret-token")
+    at.run()
+    assert not [b for b in at.button if b.key == "finetune_start"]  # changing the model waits for the token
+    assert "changing the model are locked" in texts(at.info)
+
+
 def test_model_page_shows_the_card_and_test_mistakes(monkeypatch, tmp_path):
     data = as_mnist_test_dir(tmp_path / "mnist")
     monkeypatch.setenv("MNIST_DATA_DIR", str(data))

@@ -52,6 +52,8 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(tempfile.gettempdir(
 SCREENSHOTS_ON_PURPOSE = bool(os.environ.get("SCREENSHOT_DIR"))  # the phone and desktop views in README
 VIEWPORT = {"width": 1400, "height": 950}
 DRAWS = 7  # release-to-prediction samples
+TRAINING_DATA = Path(os.environ.get("MNIST_DATA_DIR") or ROOT.parent / "shared/data/mnist")
+TRAINING_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 # How the one-canvas flow is tried: a desktop browser with a mouse, and a phone held upright, by touch.
 DEVICES = {
     "desktop": {"viewport": {"width": 1280, "height": 800}},
@@ -215,6 +217,9 @@ def app_url(browser, tmp_path_factory) -> Iterator[str]:
     """`make run` (its own command line, HOST/PORT overridden) on a free port with an empty SQLite history."""
     work = tmp_path_factory.mktemp("e2e")
     mnist_dir = as_mnist_test_dir(work / "mnist")
+    for name in TRAINING_FILES:  # a fine-tune replays MNIST's training digits, when the machine has them
+        if (TRAINING_DATA / name).exists():
+            (mnist_dir / name).symlink_to(TRAINING_DATA / name)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'history.sqlite3'}", "MNIST_DATA_DIR": str(mnist_dir)}
@@ -560,3 +565,93 @@ def test_the_theme_follows_the_systems_preference(browser, app_url, scheme, dark
         assert (red + green + blue < 3 * 64) is dark, background
     finally:
         context.close()
+
+
+def api(url: str, method: str = "GET", body: object = None, files: list[tuple[str, bytes]] | None = None) -> object:
+    """One JSON call to the app's API (multipart when `files` are given)."""
+    headers, data = {}, None
+    if files is not None:
+        boundary = "e2e-boundary"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: image/png\r\n\r\n".encode()
+            + content
+            + b"\r\n"
+            for name, content in files
+        ]
+        data = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    elif body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def serving(app_url: str) -> str:
+    return api(app_url + "api/v1/health")["model_version"]
+
+
+def wait_serving(app_url: str, version: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while serving(app_url) != version:
+        assert time.monotonic() < deadline, f"still serving {serving(app_url)}, not {version}, after {within} s"
+        time.sleep(0.2)
+
+
+def test_corrections_fine_tune_the_model_from_its_page(page, app_url, tmp_path):
+    """Correct rows in History, fine-tune on the Model page, watch it, compare, activate, roll back."""
+    if not all((TRAINING_DATA / name).exists() for name in TRAINING_FILES):
+        pytest.skip(f"a fine-tune replays MNIST's training digits: {TRAINING_DATA} does not have them")
+    shipped = serving(app_url)
+    # Sixty digits read through the API and labelled (a fine-tune holds one row in five out to judge it).
+    files = [(f"e2e-{i}.png", png_bytes(i)) for i in range(60)]
+    items = api(app_url + "api/v1/predictions", "POST", files=files)
+    for item in items:
+        api(f"{app_url}api/v1/predictions/{item['id']}", "PATCH", {"label": item["prediction"]})
+
+    # Two more corrections by hand in the History page: the newest row's digit, confirmed.
+    page.goto(app_url + "history")
+    page.get_by_text("matching row(s)").wait_for()
+    history_row_click(page, 0)
+    pills = page.locator("[class*=st-key-relabel_]")
+    pills.wait_for()
+    pills.get_by_role("radio").first.click()
+    page.get_by_text("updated.").first.wait_for()
+
+    open_page(page, app_url, "Model")
+    page.get_by_text("Versions: learning from corrections").wait_for()
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("1")
+    epochs.press("Enter")
+    page.get_by_role("button", name=re.compile(r"Fine-tune on [\d,]+ labelled row")).click()
+    page.get_by_text(re.compile("Fine-tuning ft-")).wait_for()  # its progress, read again every 2 s
+    page.get_by_text(re.compile("Fine-tuning ft-")).wait_for(state="detached", timeout=600_000)
+    page.locator("[class*=st-key-compare_version]").wait_for()  # the comparison, with the newest version
+    newest = api(app_url + "api/v1/models")[0]
+    version = newest["version"]
+    assert newest["status"] == "ready" and version.startswith("ft-"), newest
+    for figure in ("History holdout", "MNIST", "Redrawn digits"):
+        page.get_by_test_id("stMetric").filter(has_text=figure).first.wait_for()
+    forced = page.get_by_text("Activate it anyway")
+    if forced.count():  # a gate that refused: activating anyway is a choice made on purpose
+        forced.click()
+    page.get_by_role("button", name=f"Activate {version}").click()
+    page.get_by_text(f"Version {version} is active").wait_for()
+    wait_serving(app_url, version)
+
+    page.get_by_role("button", name="Roll back to the shipped weights").click()
+    page.get_by_text("Rolled back").wait_for()
+    wait_serving(app_url, shipped)
+
+
+def png_bytes(index: int) -> bytes:
+    """The index-th digit of the committed MNIST test sample as a PNG, black ink on white paper."""
+    from io import BytesIO
+
+    from mnist.data import read_sample
+
+    images, _ = read_sample()
+    buffer = BytesIO()
+    Image.fromarray(255 - images[index]).resize((112, 112)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -57,8 +57,8 @@ def lock() -> None:
 def unlock_form() -> None:
     """Why relabel and delete are not offered, and where to enter the token."""
     st.info(
-        "Relabelling and deleting are locked: this server requires the API token (MNIST_API_TOKEN). "
-        "Enter it to unlock them for this session; until then the history is read-only.",
+        "Relabelling, deleting and changing the model are locked: this server requires the API token "
+        "(MNIST_API_TOKEN). Enter it to unlock them for this session; until then the history is read-only.",
         icon=":material/lock:",
     )
     with st.form("unlock", clear_on_submit=True, border=False):

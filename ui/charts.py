@@ -127,12 +127,12 @@ def confusion(matrix: Sequence[Sequence[int]], *, title: str = "Confusion matrix
     return (cells + numbers).properties(height=360)
 
 
-def per_class_accuracy(accuracies: Sequence[float]) -> alt.Chart:
+def per_class_accuracy(accuracies: Sequence[float], *, title: str = "Test accuracy per digit") -> alt.Chart:
     """Accuracy for each true digit, zoomed to where the differences are."""
     frame = pd.DataFrame({"digit": DIGITS, "accuracy": [float(a) for a in accuracies]})
     low = max(0.0, min(frame["accuracy"].min() - 0.01, 0.98))
     return (
-        alt.Chart(frame, title="Test accuracy per digit")
+        alt.Chart(frame, title=title)
         .mark_bar(color=PRIMARY)
         .encode(
             x=alt.X("digit:N", sort=DIGITS, title="True digit", axis=alt.Axis(labelAngle=0)),
