@@ -30,7 +30,7 @@ elif not resources.database_ready():
     )
 else:
     with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
-        chosen = history.filters()
+        chosen = history.filters(history.model_versions(store))
     history.message()
     auth.lock_button()
     pager = history.pager_key(chosen)

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -519,6 +520,14 @@ def test_history_filters_narrow_the_rows(monkeypatch):
     at.slider(key="f_conf").set_value((0.0, 1.0)).run()
     assert len(history_table(at).value) == 4
     assert not at.exception
+
+    # A row another version of the classifier read: the model-version filter offers the registry's versions.
+    other = replace(predict(digit_png(7)), model_version="ft-0123abcd")
+    store.save(other, source="draw", filename=None, original=None)
+    at.run()
+    shipped = at.selectbox(key="f_model").options[1]
+    at.selectbox(key="f_model").set_value(shipped).run()
+    assert len(history_table(at).value) == 4 and "7" not in set(history_table(at).value["prediction"])
 
 
 def test_history_pages_fifty_rows_at_a_time(monkeypatch):

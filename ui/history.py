@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnist.errors import RecordNotFound, StoreUnavailable
+from mnist.errors import EngineError, RecordNotFound, StoreUnavailable
 from mnist.preprocess import MAX_THUMBNAIL_ASPECT, pad_to_aspect
 from mnist.store import SOURCES, Filters, Record, Stats, Store
 from ui import auth, charts, views
@@ -37,10 +37,11 @@ def pager_key(filters: Filters, *, reset: bool = False) -> str:
     return f"history_page_{hash((filters, st.session_state.get('history_pager_resets', 0)))}"
 
 
-def filters() -> Filters:
-    """Filter widgets -> mnist.store.Filters. Dates are UTC days, both ends included."""
-    columns = st.columns([1, 1, 1, 1, 1.1, 1.4, 1.6])
-    digit_col, text_col, source_col, label_col, verdict_col, date_col, conf_col = columns
+def filters(versions: list[str]) -> Filters:
+    """Filter widgets -> mnist.store.Filters. Dates are UTC days, both ends included; `versions` are the model
+    versions a row may have been read by (the registry's)."""
+    columns = st.columns([1, 1, 1, 1, 1.1, 1.2, 1.4, 1.6])
+    digit_col, text_col, source_col, label_col, verdict_col, model_col, date_col, conf_col = columns
     digit = digit_col.selectbox("Contains digit", [None, *range(10)], format_func=_any, key="f_digit")
     text = _text_filter(text_col)
     source = source_col.selectbox("Source", [None, *SOURCES], format_func=_any, key="f_source")
@@ -51,6 +52,7 @@ def filters() -> Filters:
         format_func=lambda v: "Any" if v is None else VERDICT_NAMES[v],
         key="f_verdict",
     )
+    model_version = model_col.selectbox("Model version", [None, *versions], format_func=_any, key="f_model")
     days = date_col.date_input("Dates (UTC)", value=(), format="YYYY-MM-DD", key="f_dates")
     low, high = conf_col.slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="%.2f", key="f_conf")
     since, until = _day_range(days)
@@ -64,7 +66,18 @@ def filters() -> Filters:
         min_confidence=low if low > 0 else None,
         max_confidence=high if high < 1 else None,
         verdict=verdict,
+        model_version=model_version,
     )
+
+
+def model_versions(store: Store) -> list[str]:
+    """The classifier's versions in the registry, newest first (none when it cannot be read now)."""
+    from mnist import registry
+
+    try:
+        return [m.version for m in registry.list_models(store)]
+    except EngineError:
+        return []
 
 
 def _text_filter(column) -> str | None:
