@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from mnist import logs, metrics
 from mnist.config import MODEL_CARD_PATH, ROOT, WEIGHTS_PATH
 from mnist.errors import ActivationRefused, EngineError, ModelNotFound, ModelNotReady
-from mnist.predict import Predictor, get_predictor, get_shipped_predictor, read_weights, serve, weights_version
+from mnist.predict import (
+    Predictor,
+    get_predictor,
+    get_shipped_predictor,
+    load_once,
+    model_version_of,
+    read_weights,
+    serve,
+)
 from mnist.store import SERVABLE, ModelVersion, Store, StoreProvider
 
 POLL_SECONDS = 3.0
@@ -30,16 +38,18 @@ log = logging.getLogger(__name__)
 _serving_lock = threading.Lock()  # one check-and-swap at a time: a stale read never replaces a newer version
 
 
+_shipped_version = load_once(lambda: model_version_of(WEIGHTS_PATH))
+
+
 def shipped_model(store: Store) -> ModelVersion:
     """Version zero, the shipped weights: registered unless they are (active when no version is)."""
-    data = WEIGHTS_PATH.read_bytes()
-    version = weights_version(data)
+    version = _shipped_version()
     try:
         return store.model(version)
     except ModelNotFound:
         pass
     recipe = {"kind": "shipped", "weights": str(WEIGHTS_PATH.relative_to(ROOT)), "card": "weights/model_card.json"}
-    return store.add_shipped_model(version, data, recipe=recipe, metrics=_card_metrics(version))
+    return store.add_shipped_model(version, WEIGHTS_PATH.read_bytes(), recipe=recipe, metrics=_card_metrics(version))
 
 
 def _card_metrics(version: str) -> dict | None:

@@ -242,7 +242,7 @@ class FineTuneRequest(BaseModel):
     """How to fine-tune the active version on the labelled history (every field may be left out)."""
 
     epochs: Annotated[StrictInt, BeforeValidator(_whole_number)] | None = Field(
-        None, ge=1, le=100, description="Passes over the labelled rows (default 12; at most 2,000 steps in all)"
+        None, ge=1, le=100, description="Passes over the labelled rows (default 12; at most 1,500 steps in all)"
     )
 
 
