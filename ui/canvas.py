@@ -172,18 +172,13 @@ def arrive(key: str = "draw") -> None:
 def draw(key: str = "draw") -> Drawing:
     """The canvas and its buttons; returns what is drawn."""
     pad = Canvas(key)
-    # Until the column is measured the canvas paints at once at the size last measured, or at a likely one;
-    # the probe then reports only a column and window other than those.
+    # The probe's last report (it is drawn after the canvas, which paints first): until the column is measured
+    # the canvas takes the size last measured, or a likely one, and the probe reports only another one.
+    reported = (st.session_state.get(f"{key}_fit") or {}).get("size")
+    if reported:
+        pad.state["column"] = (int(reported["width"]), int(reported["height"]))
     known = pad.state.get("column") or (GUESS_PHONE if views.on_phone() else GUESS_DESKTOP)
-    fit = FIT(
-        data={"step": STEP, "known": {"width": known[0], "height": known[1]}},
-        key=f"{key}_fit",
-        default={"size": None},
-        on_size_change=lambda: None,
-    )
-    if fit.get("size"):
-        pad.state["column"] = (int(fit["size"]["width"]), int(fit["size"]["height"]))
-    size = canvas_size(*(pad.state.get("column") or known))
+    size = canvas_size(*known)
     if size != pad.state["size"]:
         pad.resize(size)
     width, height = size
@@ -212,4 +207,10 @@ def draw(key: str = "draw") -> Drawing:
         st.button("Clear", icon=":material/delete:", key=f"{key}_clear", on_click=pad.clear, disabled=not has_strokes)
         with st.popover("Pen", icon=":material/brush:"):
             st.segmented_control("Pen width", list(PENS), default=DEFAULT_PEN, key=f"{key}_pen")
+    FIT(
+        data={"step": STEP, "known": {"width": known[0], "height": known[1]}},
+        key=f"{key}_fit",
+        default={"size": None},
+        on_size_change=lambda: None,
+    )
     return pad.drawing()
