@@ -228,6 +228,11 @@ def read_number_and_save(
 Reading = Prediction | NumberReading
 
 
+def text_of(reading: Reading) -> str:
+    """What was read, as text: "7" or "4096"."""
+    return reading.text if isinstance(reading, NumberReading) else str(reading.digit)
+
+
 def read_many(images: Sequence[ImageInput]) -> list[Reading | EngineError]:
     """Each picture read as the engine says: one digit, or the whole number when it holds several.
 

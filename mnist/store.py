@@ -1518,24 +1518,22 @@ class Store:
     def models(self) -> list[ModelVersion]:
         """Every version, newest first (a training version whose process died reads as failed)."""
 
-        def work(abandoned: threading.Event) -> list[ModelVersion]:
-            with self._sessions() as session:
-                self._fail_stale(session)
-                rows = session.scalars(select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.version))
-                found = [_to_model_version(row) for row in rows]
-                self._commit(session, abandoned, "stale models failed")  # type: ignore[arg-type]
-                return found
-
-        return self._call(work, self.history_timeout)
+        newest_first = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.version)
+        return self._read_models(lambda session: [_to_model_version(row) for row in session.scalars(newest_first)])
 
     def model(self, version: str) -> ModelVersion:
         """One version; ModelNotFound when there is none."""
         version = _check_version(version)
 
-        def work(abandoned: threading.Event) -> ModelVersion:
+        return self._read_models(lambda session: _to_model_version(_existing_model(session, version)))
+
+    def _read_models(self, read: Callable[[Session], T]) -> T:
+        """`read` the registry after failing the training versions whose process died (committed with it)."""
+
+        def work(abandoned: threading.Event) -> T:
             with self._sessions() as session:
                 self._fail_stale(session)
-                found = _to_model_version(_existing_model(session, version))
+                found = read(session)
                 self._commit(session, abandoned, "stale models failed")  # type: ignore[arg-type]
                 return found
 

@@ -48,11 +48,6 @@ def live(png: bytes) -> Live:
     return cached
 
 
-def text_of(result: Prediction | NumberReading) -> str:
-    """What was read, as text: "7" or "4096"."""
-    return result.text if isinstance(result, NumberReading) else str(result.digit)
-
-
 def save(png: bytes, reading: Live) -> None:
     """Keep the drawing (nothing is written while drawing, only here)."""
     outcome = saving.save(reading.result, png, source="draw", filename=None, latency_ms=reading.latency_ms)
@@ -91,6 +86,8 @@ def type_number(record_id: int, key: str) -> None:
 
 def feedback(record_id: int, result: Prediction | NumberReading) -> None:
     """After saving: "Was this right?" -> confirm, or give the true digit or number."""
+    from mnist.service import text_of
+
     read_as = text_of(result)
     label = st.session_state.get("draw_labels", {}).get(record_id)
     if label is not None:

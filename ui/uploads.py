@@ -42,9 +42,9 @@ class Row:
     @property
     def text(self) -> str | None:
         """What was read: "7" or "4096"."""
-        if isinstance(self.reading, NumberReading):
-            return self.reading.text
-        return None if self.reading is None else str(self.reading.digit)
+        from mnist.service import text_of
+
+        return None if self.reading is None else text_of(self.reading)
 
     @property
     def kind(self) -> str | None:

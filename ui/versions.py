@@ -124,9 +124,9 @@ def message() -> None:
 
 def start_form(store: Store, training: ModelVersion | None) -> None:
     """How many corrections there are to learn from, and the button that starts a fine-tune on them."""
-    labelled = store.page(limit=1, filters=Filters(labelled=True)).total
-    if training is not None:
+    if training is not None:  # one fine-tune at a time: its progress shows instead
         return
+    labelled = store.page(limit=1, filters=Filters(labelled=True)).total
     if not labelled:
         st.info(
             'Nothing to learn from yet: correct some readings in the History (or answer "Was this right?" after '
