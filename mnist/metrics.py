@@ -1,11 +1,24 @@
-"""Prometheus metrics, all in one place: GET /metrics serves them (prometheus-client's default registry).
+"""Prometheus metrics, all in one place: GET /metrics serves them (exposition()).
 
-Each app process counts its own; scrape every process (behind the proxy they are several).
+`make run` serves the API from several processes (mnist.api.workers): it sets PROMETHEUS_MULTIPROC_DIR, where
+every process keeps its counts, and /metrics adds them up, whichever process answers. Behind nginx each
+`make run` is scraped on its own (it adds up only its own processes).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+import os
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+    multiprocess,
+)
 
 REQUEST_SECONDS = Histogram(
     "mnist_http_request_duration_seconds",
@@ -16,7 +29,24 @@ REQUEST_SECONDS = Histogram(
 PREDICTIONS = Counter("mnist_predictions_total", "Single-digit predictions made, by verdict", ["verdict"])
 SAVES_FAILED = Counter("mnist_saves_failed_total", "Predictions answered but not saved, by reason", ["reason"])
 LATE_COMMITS = Counter("mnist_late_commits_total", "Changes committed after their caller had stopped waiting")
-DATABASE_OUTAGE = Gauge("mnist_database_outage", "1 while the history database is in an outage", ["database"])
+# 1 while any live process of this server sees the outage.
+DATABASE_OUTAGE = Gauge(
+    "mnist_database_outage", "1 while the history database is in an outage", ["database"], multiprocess_mode="livemax"
+)
 BODY_TIMEOUTS = Counter("mnist_request_body_timeouts_total", "Requests cut off because their body stalled")
 CROSS_ORIGIN_REFUSED = Counter("mnist_cross_origin_refused_total", "Cross-origin writes refused (origin not allowed)")
-MODEL = Info("mnist_model", "The models answering: the digit classifier's and the number reader's versions")
+# An Info can't be shared between processes: each keeps its own, and /metrics shows the answering process's.
+_OWN = CollectorRegistry()
+MODEL = Info(
+    "mnist_model", "The models answering: the digit classifier's and the number reader's versions", registry=_OWN
+)
+
+
+def exposition() -> bytes:
+    """The metrics in Prometheus' text format: every process's counts when several serve, else this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry) + generate_latest(_OWN)

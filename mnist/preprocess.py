@@ -1096,6 +1096,8 @@ def _png(img: Image.Image) -> bytes:
 
 def _flatten(img: Image.Image) -> Image.Image:
     """Composite on white, or on black when the drawing is light ink in alpha (it would vanish on white)."""
+    if img.getchannel("A").getextrema() == (255, 255):  # opaque: the same pixels, without the arithmetic
+        return img.convert("RGB" if img.mode == "RGBA" else "L")
     rgba = img.convert("RGBA")
     arr = np.asarray(rgba, dtype=np.float32) / 255.0
     alpha = arr[..., 3]

@@ -30,9 +30,24 @@ class AccessLog:
     few series; paths no route takes count as "unmatched". No header, query or body is logged.
     """
 
+    CACHED_PATHS = 4096  # route names remembered by path (ids make many paths: the cache is emptied when full)
+
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.routes = routes
+        self._route_of: dict[str, str] = {}
+
+    def route_name(self, scope: Scope) -> str:
+        """The template of the route whose path matches (before the app runs: a Mount rewrites the scope's paths)."""
+        path = scope["path"]
+        name = self._route_of.get(path)
+        if name is None:
+            matched = routes_for(self.routes, scope)
+            name = getattr(matched[0], "path", "unmatched") if matched else "unmatched"
+            if len(self._route_of) >= self.CACHED_PATHS:
+                self._route_of.clear()
+            self._route_of[path] = name
+        return name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,8 +55,7 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500  # what the client gets when the app raises before answering
-        matched = routes_for(self.routes, scope)  # before the app runs: a Mount rewrites the scope's paths
-        route = getattr(matched[0], "path", "unmatched") if matched else "unmatched"
+        route = self.route_name(scope)
 
         async def watching_send(message: Message) -> None:
             nonlocal status

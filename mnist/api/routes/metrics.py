@@ -1,9 +1,11 @@
-"""GET /metrics: the process's Prometheus metrics (mnist.metrics), in Prometheus' text format."""
+"""GET /metrics: the server's Prometheus metrics (mnist.metrics), in Prometheus' text format."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from mnist.metrics import exposition
 
 router = APIRouter()
 
@@ -11,4 +13,4 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
     """Request latencies per route, predictions by verdict, failed saves, outages, the models in use."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
