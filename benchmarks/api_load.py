@@ -86,7 +86,21 @@ def make_run(port: int, env: dict[str, str], log_path: Path, timeout: float = 18
     """
     command = ["make", "--no-print-directory", "run", "HOST=127.0.0.1", f"PORT={port}"]
     with serving(command, port, env, log_path, timeout) as url:
+        wait_for_workers(log_path, timeout)
         yield url
+
+
+def wait_for_workers(log_path: Path, timeout: float) -> None:
+    """Until every API worker the server started says it is ready (its log says both): figures of the API
+    come from the server as it runs, not from its main process alone while the workers warm up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log_path.read_text(errors="replace")
+        if text.count('"event": "api_worker_ready"') >= text.count('"event": "api_worker_started"'):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"API workers not ready after {timeout:.0f} s")
+        time.sleep(0.25)
 
 
 @contextmanager

@@ -71,8 +71,9 @@ def _origins_env(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def _workers_env(env: Mapping[str, str], name: str) -> int:
-    """0..32 worker processes; by default one per core (at most 8): each one is held to about a core by the GIL."""
-    workers = _int_env(env, name, min(os.cpu_count() or 1, 8))
+    """0..32 worker processes; by default one per core this process may run on (at most 8): each one is held to
+    about a core by the GIL."""
+    workers = _int_env(env, name, min(len(os.sched_getaffinity(0)), 8))
     if not 0 <= workers <= 32:
         raise ValueError(f"{name} must be a whole number from 0 to 32")
     return workers

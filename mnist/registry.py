@@ -9,7 +9,8 @@ on the version; going back to a version that has served before, or to the shippe
 Each app process follows the registry: ActiveModelWatcher asks for the active version's name every
 POLL_SECONDS on a thread of its own (one indexed row) and swaps the process's predictor when it changes,
 so the prediction path never queries the database and every process serves a new version within
-POLL_SECONDS plus the time to load it (~0.1 s).
+POLL_SECONDS plus the time to load it (~0.1 s). The processes of one `make run` (its API workers) are told
+at once when one of them activates a version (on_activation, look_again).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mnist import logs, metrics
@@ -36,6 +38,21 @@ from mnist.store import SERVABLE, ModelVersion, Store, StoreProvider
 POLL_SECONDS = 3.0
 log = logging.getLogger(__name__)
 _serving_lock = threading.Lock()  # one check-and-swap at a time: a stale read never replaces a newer version
+# Called after this process activated a version: the other processes of this server (mnist.api.workers) are told
+# to look again at once rather than at their next poll.
+_activation_listeners: list[Callable[[], None]] = []
+_watchers: set[ActiveModelWatcher] = set()
+
+
+def on_activation(listener: Callable[[], None]) -> None:
+    """Call `listener` (on the activating thread; it must not block) each time this process activates a version."""
+    _activation_listeners.append(listener)
+
+
+def look_again() -> None:
+    """Have this process's watchers check the registry now: another process of this server activated a version."""
+    for watcher in list(_watchers):
+        watcher.wake()
 
 
 _shipped_version = load_once(lambda: model_version_of(WEIGHTS_PATH))
@@ -101,6 +118,8 @@ def activate(store: Store, version: str, *, force: bool = False) -> ModelVersion
     activated = store.activate_model(version, gate=note)
     logs.event(log, "model_activated", version=version, parent=model.parent, forced=note is not None)
     serve_active(store)
+    for listener in _activation_listeners:
+        listener()
     return activated
 
 
@@ -145,6 +164,7 @@ class ActiveModelWatcher:
         self.provider = provider
         self.every = every
         self._stop = threading.Event()
+        self._woken = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
 
@@ -153,16 +173,27 @@ class ActiveModelWatcher:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="mnist-model-watcher", daemon=True)
             self._thread.start()
+            _watchers.add(self)
         return self
+
+    def wake(self) -> None:
+        """Check now instead of at the next poll."""
+        self._woken.set()
 
     def stop(self) -> None:
         """Stop watching; a check under way finishes first."""
+        _watchers.discard(self)
         self._stop.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
+        while True:
+            self._woken.wait(self.every)
+            self._woken.clear()
+            if self._stop.is_set():
+                return
             self.check()
 
     def check(self) -> None:

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import numpy as np
@@ -247,15 +247,20 @@ def test_a_job_killed_midway_is_failed_and_nothing_is_served_from_it(
     assert wait_for(lambda: store.model(next_one.json()["version"]).status == "failed", SWITCH_SECONDS)
 
 
-def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def call(
+    port: int, method: str, path: str, body: dict | None = None, conn: http.client.HTTPConnection | None = None
+) -> tuple[int, dict]:
+    """One request on a connection of its own, or on `conn` (kept open: the same server process answers)."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         payload = None if body is None else json.dumps(body)
         conn.request(method, path, payload, {"Content-Type": "application/json"})
         response = conn.getresponse()
         return response.status, json.loads(response.read())
     finally:
-        conn.close()
+        if own:
+            conn.close()
 
 
 def served(port: int) -> str:
@@ -280,11 +285,18 @@ def test_two_app_processes_serve_a_version_activated_through_either_within_10_s(
         assert served(first) == served(second) == SHIPPED
 
         for through, other, version in ((first, second, candidate.version), (second, first, SHIPPED)):
-            status, body = call(through, "POST", f"/api/v1/models/{version}/activate", {"force": False})
+            conn = stack.enter_context(closing(http.client.HTTPConnection("127.0.0.1", through, timeout=30)))
+            status, body = call(through, "POST", f"/api/v1/models/{version}/activate", {"force": False}, conn)
             assert status == 200 and body["status"] == "active", body
             switched = time.monotonic()
-            assert served(through) == version  # the process that activated serves it at once
-            assert wait_for(lambda o=other, v=version: served(o) == v, SWITCH_SECONDS + 5, every=0.1)
+            # The process that activated serves it at once (the keep-alive connection reaches that process);
+            # the other processes of its server (API workers) are told at once, well within their poll.
+            assert call(through, "GET", "/api/v1/health", conn=conn)[1]["model_version"] == version
+            assert wait_for(lambda t=through, v=version: all(served(t) == v for _ in range(6)), 2, every=0.1)
+            # Every process of the other server (each polls on its own) within the poll.
+            assert wait_for(
+                lambda o=other, v=version: all(served(o) == v for _ in range(6)), SWITCH_SECONDS + 5, every=0.1
+            )
             timings.append(time.monotonic() - switched)
             assert timings[-1] < SWITCH_SECONDS
             status, answer = call(other, "POST", "/image-predict", ORIGINAL_REQUEST)

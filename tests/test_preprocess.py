@@ -449,6 +449,19 @@ def test_thumbnail_of_noise_still_fits_the_byte_budget():
     assert len(data) <= 50_000 and Image.open(io.BytesIO(data)).format == "PNG"
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_an_opaque_picture_with_alpha_is_thumbnailed_like_the_same_picture_without(mode):
+    rng = np.random.default_rng(5)
+    for size in [(28, 28), (300, 170)]:
+        pixels = rng.integers(0, 256, (size[1], size[0], len(mode)), dtype=np.uint8)
+        pixels[..., -1] = 255
+        img = Image.fromarray(pixels, mode)
+        assert thumbnail_png(img) == thumbnail_png(img.convert(mode[:-1]))
+    pixels[5, 7] = 0  # one black pixel, fully transparent: composited on white, not passed through
+    translucent = Image.fromarray(pixels, mode)
+    assert thumbnail_png(translucent) != thumbnail_png(translucent.convert(mode[:-1]))
+
+
 def test_thumbnail_of_white_ink_in_alpha_stays_visible():
     alpha = (REFERENCE_INK * 255).astype(np.uint8)
     rgba = np.dstack([np.full((280, 280, 3), 255, np.uint8), alpha])

@@ -23,6 +23,7 @@ counts (mnist.metrics, PROMETHEUS_MULTIPROC_DIR).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -34,13 +35,14 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mnist import logs
+from mnist import logs, registry
 
 log = logging.getLogger(__name__)
 
 API_PREFIXES = ("/api", "/image-predict", "/metrics")
 METHODS = frozenset((b"GET", b"POST", b"PUT", b"PATCH", b"DELETE", b"HEAD", b"OPTIONS"))
 READY = b"ready"
+ACTIVATED = b"activated"  # a process activated a model version: the others look at the registry now
 # The bytes read so far travel in one datagram with the socket; a bigger first read (a large upload's headers
 # and first body bytes) is served where it arrived.
 MAX_PASSED_BYTES = 64 * 1024
@@ -203,6 +205,13 @@ class Workers:
         for worker in self.workers:
             self._listen(worker)
         PassingProtocol.destination = staticmethod(self.destination)
+        registry.on_activation(lambda: self._tell(ACTIVATED))  # the dashboard's Model page activated one
+
+    def _tell(self, message: bytes, skip: Worker | None = None) -> None:
+        """Send `message` to every worker but `skip`; one that can't take it now learns at its next poll."""
+        for worker in self.workers:
+            if worker is not skip and worker.ready:
+                _send_quietly(worker.channel, message)
 
     def destination(self, path: str) -> socket.socket | None:
         """The next ready worker's channel for an API path; None (the main process serves it) otherwise."""
@@ -245,6 +254,9 @@ class Workers:
         if message == READY:
             worker.ready = True
             logs.event(log, "api_worker_ready", worker=worker.index, pid=worker.process.pid)
+        elif message == ACTIVATED:
+            registry.look_again()
+            self._tell(ACTIVATED, skip=worker)
 
     def _lost(self, worker: Worker) -> None:
         """A worker's channel closed: it exited (or is about to). Unless stopping, reap it and start another."""
@@ -274,6 +286,15 @@ async def _reap(process: subprocess.Popen[bytes], timeout: float) -> int:
         return await asyncio.to_thread(process.wait)
 
 
+def _send_quietly(channel: socket.socket, message: bytes) -> None:
+    with contextlib.suppress(OSError):  # the main process is gone or busy: the others learn at their next poll
+        channel.send(message)
+
+
+def _ignore() -> None:
+    pass
+
+
 def forget_process(pid: int) -> None:
     """Drop a dead process's live gauges from the shared metrics (its counters keep counting in the totals)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -292,6 +313,7 @@ def serve(channel_fd: int) -> None:
 
     channel = socket.socket(fileno=channel_fd)
     PassingProtocol.destination = staticmethod(lambda path: None if is_api_path(path) else channel)
+    registry.on_activation(lambda: _send_quietly(channel, ACTIVATED))
     config = uvicorn.Config(app, http=PassingProtocol, access_log=False, log_level="warning")
     server = uvicorn.Server(config)
 
@@ -306,7 +328,8 @@ def serve(channel_fd: int) -> None:
             PassingProtocol.home = {
                 "config": config, "server_state": server.server_state, "app_state": server.lifespan.state,
             }  # fmt: skip
-            receive(asyncio.get_running_loop(), channel, lambda _message: None, stop)
+            heard = {ACTIVATED: registry.look_again}
+            receive(asyncio.get_running_loop(), channel, lambda message: heard.get(message, _ignore)(), stop)
             channel.send(READY)
         await serving
 
