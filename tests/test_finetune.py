@@ -52,7 +52,9 @@ def mnist_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    # Generous deadlines: these tests measure fine-tuning, and a busy machine once took over the default 0.5 s
+    # to commit a group of saves (tests/test_hung_database.py asserts the store's own bounds).
+    store = Store(f"sqlite:///{tmp_path / 'history.sqlite3'}", save_timeout=10, history_timeout=10)
     store.migrate()
     yield store
     serve_shipped()
