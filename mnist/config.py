@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +72,10 @@ def _origins_env(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def _workers_env(env: Mapping[str, str], name: str) -> int:
-    """0..32 worker processes; by default one per core this process may run on (at most 8): each one is held to
-    about a core by the GIL."""
-    workers = _int_env(env, name, min(len(os.sched_getaffinity(0)), 8))
+    """0..32 worker processes. By default, on Linux, one per core this process may run on (at most 8): each one
+    is held to about a core by the GIL. Elsewhere 0: passing connections needs Linux's SOCK_SEQPACKET sockets."""
+    default = min(len(os.sched_getaffinity(0)), 8) if sys.platform.startswith("linux") else 0
+    workers = _int_env(env, name, default)
     if not 0 <= workers <= 32:
         raise ValueError(f"{name} must be a whole number from 0 to 32")
     return workers
